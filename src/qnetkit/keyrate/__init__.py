@@ -1,0 +1,1 @@
+"""Analytic key-rate engine: asymptotic and finite-key bounds, checked against their papers."""

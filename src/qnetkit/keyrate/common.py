@@ -1,0 +1,53 @@
+"""Shared pieces of the key-rate engine: entropy, result container, vectorised helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def as_float_array(values: npt.ArrayLike) -> FloatArray:
+    """At least 1-d float64 copy of the input."""
+    return np.atleast_1d(np.asarray(values, dtype=np.float64)).copy()
+
+
+def binary_entropy(p: npt.ArrayLike) -> FloatArray:
+    """Shannon binary entropy h(p) in bits, vectorised; h(0) = h(1) = 0, input clipped to [0, 1]."""
+    x = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -x * np.log2(x) - (1.0 - x) * np.log2(1.0 - x)
+    return np.asarray(np.where((x <= 0.0) | (x >= 1.0), 0.0, h))
+
+
+@dataclass(frozen=True)
+class KeyRateCurve:
+    """Key rate of one protocol over a set of distances.
+
+    ``key_rate_per_pulse`` is secret bits per emitted pulse (per channel use), already including
+    basis sifting, and clipped at 0 where no key can be made. ``transmittance`` is the total
+    Alice-to-Bob transmittance (channel and detection) that the PLOB bound is evaluated at.
+    """
+
+    protocol: str
+    length_km: FloatArray
+    key_rate_per_pulse: FloatArray
+    qber: FloatArray
+    transmittance: FloatArray
+    mu: FloatArray | None = None
+    extra: dict[str, FloatArray] = field(default_factory=dict)
+
+    def point(self, i: int) -> dict[str, float | None]:
+        """One distance as a plain dict (JSON-ready)."""
+        out: dict[str, float | None] = {
+            "length_km": float(self.length_km[i]),
+            "key_rate_per_pulse": float(self.key_rate_per_pulse[i]),
+            "qber": float(self.qber[i]),
+            "mu": None if self.mu is None else float(self.mu[i]),
+        }
+        for name, values in self.extra.items():
+            out[name] = float(values[i])
+        return out
