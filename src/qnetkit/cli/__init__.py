@@ -1,0 +1,1 @@
+"""The ``qnetkit`` command line."""

@@ -1,0 +1,86 @@
+"""Entry point of the ``qnetkit`` console script.
+
+Click-style usage errors and our own bad-value errors are printed as one line on stderr with
+exit status 2; tracebacks are reserved for bugs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from qnetkit import __version__
+from qnetkit.cli.errors import CliUsageError
+from qnetkit.cli.keyrate_cmd import app as keyrate_app
+from qnetkit.errors import ParameterError
+
+app = typer.Typer(
+    name="qnetkit",
+    help="qnetkit: quantum networks from photons to delivered keys.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(keyrate_app, name="keyrate")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"qnetkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """qnetkit: quantum networks from photons to delivered keys."""
+
+
+def _register_demo() -> None:
+    from qnetkit.cli.demo_cmd import demo
+
+    app.command("demo")(demo)
+
+
+_register_demo()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"qnetkit: error: {message}\n")
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; exit 2 with a one-line message on any user mistake."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="qnetkit",
+            standalone_mode=False,
+        )
+    except CliUsageError as exc:
+        _fail(str(exc))
+    except ParameterError as exc:
+        _fail(f"--{exc.name.replace('_', '-')} {exc.value!r}: {exc.reason}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        # Click-style errors (unknown command/option, bad number) carry these two attributes.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            _fail(str(exc.format_message()), int(exc.exit_code))
+        raise
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

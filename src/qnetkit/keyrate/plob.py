@@ -1,0 +1,63 @@
+"""Repeaterless bound: secret-key capacity of a pure-loss channel, -log2(1 - eta).
+
+Pirandola, Laurenza, Ottaviani, Banchi, "Fundamental limits of repeaterless quantum
+communications", Nat. Commun. 8, 15043 (2017), Eq. (19); ~1.44 eta bits per use at high loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array
+from qnetkit.physics.fiber import fiber_transmittance
+from qnetkit.physics.validate import check_nonnegative, check_probability
+
+
+def plob_bound(transmittance: npt.ArrayLike) -> FloatArray:
+    """Secret bits per channel use that no repeaterless protocol can beat: -log2(1 - eta)."""
+    eta = np.clip(np.asarray(transmittance, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        # log1p keeps full precision at high loss, where eta is tiny.
+        return np.asarray(-np.log1p(-eta) / np.log(2.0))
+
+
+@dataclass(frozen=True)
+class PLOBParams:
+    """A pure-loss fiber channel; detector efficiency counts as loss of the same channel."""
+
+    loss_db_per_km: float = field(default=0.2, metadata={"help": "fiber attenuation (dB/km)"})
+    extra_loss_db: float = field(default=0.0, metadata={"help": "lumped losses (dB)"})
+    detector_efficiency: float = field(
+        default=1.0, metadata={"help": "detection efficiency folded into the channel loss"}
+    )
+
+    def __post_init__(self) -> None:
+        check_nonnegative("loss_db_per_km", self.loss_db_per_km)
+        check_nonnegative("extra_loss_db", self.extra_loss_db)
+        check_probability("detector_efficiency", self.detector_efficiency)
+
+
+PRESETS: dict[str, PLOBParams] = {
+    "ideal": PLOBParams(),
+    # The channel of the gys2004 decoy-BB84 preset (0.21 dB/km, eta_Bob 4.5 %).
+    "gys2004": PLOBParams(loss_db_per_km=0.21, detector_efficiency=0.045),
+}
+DEFAULT_PRESET = "ideal"
+
+
+def plob_key_rate(params: PLOBParams, length_km: npt.ArrayLike) -> KeyRateCurve:
+    """The PLOB bound over distance as a key-rate curve (QBER not applicable: NaN)."""
+    lengths = as_float_array(length_km)
+    eta = params.detector_efficiency * fiber_transmittance(
+        lengths, params.loss_db_per_km, params.extra_loss_db
+    )
+    return KeyRateCurve(
+        protocol="plob",
+        length_km=lengths,
+        key_rate_per_pulse=plob_bound(eta),
+        qber=np.full_like(lengths, np.nan),
+        transmittance=np.asarray(eta),
+    )

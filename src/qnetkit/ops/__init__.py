@@ -1,0 +1,1 @@
+"""Operations: reports, plots and the glue the command line uses."""
