@@ -31,8 +31,16 @@ def test_max_distance_json_matches_ma_2005() -> None:
 def test_vacuum_weak_max_distance_depends_on_nu() -> None:
     reach = {}
     for nu in ("0.05", "0.2"):
-        proc = run("keyrate", "decoy-bb84", "--decoys", "vacuum+weak", "--nu", nu,
-                   "--max-distance", "--json")
+        proc = run(
+            "keyrate",
+            "decoy-bb84",
+            "--decoys",
+            "vacuum+weak",
+            "--nu",
+            nu,
+            "--max-distance",
+            "--json",
+        )
         assert proc.returncode == 0, proc.stderr
         reach[nu] = json.loads(proc.stdout)["max_distance_km"]
     assert 139.0 < reach["0.2"] < reach["0.05"] < 142.5
@@ -53,8 +61,9 @@ def test_single_point_json_has_the_documented_keys() -> None:
 def test_override_flag_changes_the_result() -> None:
     base = json.loads(run("keyrate", "decoy-bb84", "--length-km", "50", "--json").stdout)
     worse = json.loads(
-        run("keyrate", "decoy-bb84", "--length-km", "50", "--misalignment-error", "0.06",
-            "--json").stdout
+        run(
+            "keyrate", "decoy-bb84", "--length-km", "50", "--misalignment-error", "0.06", "--json"
+        ).stdout
     )
     assert worse["params"]["misalignment_error"] == 0.06
     assert worse["key_rate_per_pulse"] < base["key_rate_per_pulse"]
@@ -82,7 +91,9 @@ def test_human_sweep_prints_a_table() -> None:
 def test_plob_has_no_finite_maximum_unless_thresholded() -> None:
     out = json.loads(run("keyrate", "plob", "--max-distance", "--json").stdout)
     assert out["max_distance_km"] is None and out["bounded"] is False
-    out = json.loads(run("keyrate", "plob", "--max-distance", "--min-rate", "1e-10", "--json").stdout)
+    out = json.loads(
+        run("keyrate", "plob", "--max-distance", "--min-rate", "1e-10", "--json").stdout
+    )
     # -log2(1 - eta) = 1e-10 at eta ~ 6.93e-11 -> 101.6 dB -> 507.9 km at 0.2 dB/km.
     assert out["max_distance_km"] == pytest.approx(507.9, abs=0.2)
 

@@ -1,1 +1,4 @@
-"""Physical layer: channels, noise, sources and detectors as pure functions and frozen dataclasses."""
+"""Physical layer: channels, noise, sources and detectors.
+
+Pure functions and frozen dataclasses; no I/O, no state.
+"""
