@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -42,18 +43,26 @@ def demo(
         params = spec.presets[spec.default_preset]
         presets[name] = spec.default_preset
         table_curves[name] = spec.evaluate(params, TABLE_KM)
-        plot_curves.append(spec.evaluate(params, fine))
-        labels.append(f"{name} ({spec.default_preset})")
+        if name != "plob":  # drawn as the dashed reference lines instead
+            plot_curves.append(spec.evaluate(params, fine))
+            labels.append(f"{name} ({spec.default_preset})")
         reach[name] = max_distance_km(partial(spec.evaluate, params))
 
     from qnetkit.ops.plots import plot_key_rates
 
-    tf_index = PROTOCOL_NAMES.index("tf-qkd")
+    plob = get_protocol("plob")
+    references = [
+        ("0.2 dB/km fiber, ideal detectors", plob.evaluate(plob.presets["ideal"], fine)),
+        (
+            "gys2004 channel: 0.21 dB/km, eta_Bob 4.5 %",
+            plob.evaluate(plob.presets["gys2004"], fine),
+        ),
+    ]
     png = plot_key_rates(
         plot_curves,
         out / "keyrate.png",
         title="qnetkit: secret key rate vs distance (presets)",
-        plob_from=plot_curves[tf_index],
+        plob_from=references,
         labels=labels,
     )
     wall_s = time.perf_counter() - started
@@ -78,7 +87,8 @@ def demo(
             }
         )
         return
-    console = Console(highlight=False)
+    # Wide enough for every column when stdout is a file or a pipe (rich assumes 80 then).
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 130)
     table = Table(title="Secret key rate (bits per pulse) at each protocol's preset")
     table.add_column("km", justify="right")
     for name in PROTOCOL_NAMES:

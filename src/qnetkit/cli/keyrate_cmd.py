@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -112,7 +113,7 @@ def run_keyrate(
     lengths = parse_sweep(sweep) if sweep else None
     header = {"protocol": spec.name, "preset": preset or spec.default_preset}
     evaluate = _evaluator(spec, params)
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
     if max_distance:
         dist = max_distance_km(evaluate, min_rate=min_rate)
@@ -196,7 +197,12 @@ def _plot(spec: ProtocolSpec, curve: KeyRateCurve, path: Path) -> None:
     from qnetkit.ops.plots import plot_key_rates
 
     try:
-        plot_key_rates([curve], path, title=f"{spec.name}: secret key rate vs distance")
+        plot_key_rates(
+            [curve],
+            path,
+            title=f"{spec.name}: secret key rate vs distance",
+            plob_from=[(f"{spec.name} channel", curve)],
+        )
     except OSError as exc:
         raise CliUsageError(f"--plot {path}: cannot write ({exc.strerror})") from None
 

@@ -19,13 +19,13 @@ def plot_key_rates(
     curves: Sequence[KeyRateCurve],
     out_path: Path,
     title: str = "Secret key rate vs distance",
-    plob_from: KeyRateCurve | None = None,
+    plob_from: Sequence[tuple[str, KeyRateCurve]] | None = None,
     labels: Sequence[str] | None = None,
 ) -> Path:
-    """Draw rate per pulse against distance on a log scale, with the PLOB bound.
+    """Draw rate per pulse against distance on a log scale, with PLOB bounds as dashed lines.
 
-    The PLOB line is evaluated at the transmittance of ``plob_from`` (default: the first curve),
-    i.e. the same channel and detector loss as that protocol.
+    Each PLOB line is evaluated at the transmittance of the given curve, i.e. the same channel
+    and detector loss as that protocol (default: the first curve's).
     """
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     for i, curve in enumerate(curves):
@@ -34,11 +34,18 @@ def plot_key_rates(
         ax.semilogy(
             curve.length_km[positive], curve.key_rate_per_pulse[positive], label=label, lw=2
         )
-    ref = plob_from if plob_from is not None else (curves[0] if curves else None)
-    if ref is not None:
-        bound = plob_bound(ref.transmittance)
+    refs = (
+        list(plob_from)
+        if plob_from is not None
+        else ([(f"{curves[0].protocol} channel", curves[0])] if curves else [])
+    )
+    for (label, ref), style in zip(refs, ("k--", "k:", "k-."), strict=False):
         ax.semilogy(
-            ref.length_km, bound, "k--", lw=1.5, label=f"PLOB bound ({ref.protocol} channel)"
+            ref.length_km,
+            plob_bound(ref.transmittance),
+            style,
+            lw=1.5,
+            label=f"PLOB bound ({label})",
         )
     ax.set_xlabel("distance (km)")
     ax.set_ylabel("secret key rate (bits per pulse)")
@@ -50,6 +57,7 @@ def plot_key_rates(
     ]
     if lows:
         ax.set_ylim(bottom=max(min(lows) * 0.5, 1e-14))
+    ax.set_ylim(top=10.0)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
