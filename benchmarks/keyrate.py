@@ -43,7 +43,9 @@ def main() -> None:
         params = spec.presets[spec.default_preset]
         cases.append((name, spec.default_preset, params))
         if name == "decoy-bb84":
-            cases.append((name, "gys2004 vacuum+weak nu=0.1", replace(params, decoys="vacuum+weak")))
+            cases.append(
+                (name, "gys2004 vacuum+weak nu=0.1", replace(params, decoys="vacuum+weak"))
+            )
     rows = []
     for name, label, params in cases:
         spec = get_protocol(name)
@@ -52,32 +54,47 @@ def main() -> None:
         spec.evaluate(params, lengths[:10])  # warm-up (imports, caches)
         repeats = REPEATS if name != "finite-decoy-bb84" else 1
         wall = _time(lambda s=spec, p=params, x=lengths: s.evaluate(p, x), repeats)
-        rows.append({
-            "protocol": name,
-            "params": label,
-            "points": POINTS,
-            "mu_optimised": bool(spec.has_mu and getattr(params, "mu", None) is None),
-            "wall_s": wall,
-            "us_per_point": wall / POINTS * 1e6,
-        })
+        rows.append(
+            {
+                "protocol": name,
+                "params": label,
+                "points": POINTS,
+                "mu_optimised": bool(spec.has_mu and getattr(params, "mu", None) is None),
+                "wall_s": wall,
+                "us_per_point": wall / POINTS * 1e6,
+            }
+        )
     print(f"{'protocol':<20}{'case':<30}{'points':>8}{'wall (s)':>12}{'us/point':>12}")
     for r in rows:
-        print(f"{r['protocol']:<20}{r['params']:<30}{r['points']:>8}{r['wall_s']:>12.4f}"
-              f"{r['us_per_point']:>12.1f}")
+        print(
+            f"{r['protocol']:<20}{r['params']:<30}{r['points']:>8}{r['wall_s']:>12.4f}"
+            f"{r['us_per_point']:>12.1f}"
+        )
     decoy = [r for r in rows if r["protocol"] == "decoy-bb84"]
     ok = all(r["wall_s"] < TARGET_S for r in decoy)
-    print(f"target: decoy-bb84 {POINTS}-point optimised sweep < {TARGET_S} s -> "
-          f"{'met' if ok else 'NOT met'}")
+    print(
+        f"target: decoy-bb84 {POINTS}-point optimised sweep < {TARGET_S} s -> "
+        f"{'met' if ok else 'NOT met'}"
+    )
     out = Path(__file__).resolve().parent / "results" / "keyrate.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "keyrate",
-        "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                    "cpus": os.cpu_count()},
-        "target_s": TARGET_S,
-        "target_met": ok,
-        "rows": rows,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "keyrate",
+                "machine": {
+                    "python": platform.python_version(),
+                    "processor": platform.machine(),
+                    "cpus": os.cpu_count(),
+                },
+                "target_s": TARGET_S,
+                "target_met": ok,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
 
 

@@ -77,9 +77,12 @@ def test_slant_range_geometry() -> None:
 def test_range_elevation_roundtrip(altitude_km: float, elevation: float) -> None:
     distance = slant_range_km(altitude_km, elevation)
     assert altitude_km * (1 - 1e-9) <= float(distance)
-    assert float(elevation_deg_from_range(altitude_km, distance)) == pytest.approx(
-        elevation, abs=1e-6
-    )
+    back = float(elevation_deg_from_range(altitude_km, distance))
+    # Range is flat in elevation at the zenith (d ~ h + c (90 - e)^2), so the inverse can only be
+    # as good as sqrt(rounding) there; compare where it is well conditioned, and in range.
+    assert float(slant_range_km(altitude_km, back)) == pytest.approx(float(distance), rel=1e-12)
+    if elevation < 89.0:
+        assert back == pytest.approx(elevation, abs=1e-6)
 
 
 def test_air_mass_models() -> None:

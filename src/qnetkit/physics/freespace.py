@@ -66,8 +66,11 @@ def elevation_deg_from_range(
     r, rh = earth_radius_km, earth_radius_km + altitude_km
     horizon_km = math.sqrt(rh**2 - r**2)
     d = _array("range_km", range_km, low=altitude_km * (1.0 - 1e-12), high=horizon_km)
-    sin_e = (rh**2 - r**2 - d**2) / (2.0 * r * d)
-    return np.asarray(np.degrees(np.arcsin(np.clip(sin_e, 0.0, 1.0))))
+    sin_e = np.clip((rh**2 - r**2 - d**2) / (2.0 * r * d), 0.0, 1.0)
+    # 1 - sin e = (d - h)(d + R + R + h) / (2 R d), exact near the zenith where arcsin is not.
+    one_minus_sin = np.clip((d - altitude_km) * (d + r + rh) / (2.0 * r * d), 0.0, 1.0)
+    cos_e = np.sqrt(one_minus_sin * (1.0 + sin_e))
+    return np.asarray(np.degrees(np.arctan2(sin_e, cos_e)))
 
 
 def air_mass(
