@@ -216,86 +216,76 @@ def _cli_type(annotation: Any) -> Any:
     return annotation | None
 
 
+def _option(name: str, annotation: Any, default: Any, flag: str, **info: Any) -> inspect.Parameter:
+    """A keyword-only parameter that typer turns into the option ``flag``."""
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=annotation,
+        default=typer.Option(default, flag, **info),
+    )
+
+
+def _flag_help(f: dataclasses.Field[Any], preset: str, value: Any) -> str:
+    # Parentheses, not brackets: typer renders help as rich markup and would drop "[...]".
+    shown = "optimised" if value is None else value
+    return f"{f.metadata.get('help', f.name)} (preset {preset}: {shown})"
+
+
 def _make_command(name: str) -> Callable[..., None]:
     spec = get_protocol(name)
     hints = typing.get_type_hints(spec.params_type)
     field_names = [f.name for f in dataclasses.fields(spec.params_type)]
-    common: list[inspect.Parameter] = [
-        inspect.Parameter(
+    presets = ", ".join(sorted(spec.presets))
+    common = [
+        _option(
             "preset",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=str | None,
-            default=typer.Option(
-                None,
-                "--preset",
-                help=(
-                    f"parameter preset (default {spec.default_preset}; known: "
-                    f"{', '.join(sorted(spec.presets))})"
-                ),
-            ),
+            str | None,
+            None,
+            "--preset",
+            help=f"parameter preset (default {spec.default_preset}; known: {presets})",
         ),
-        inspect.Parameter(
-            "length_km",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=float,
-            default=typer.Option(50.0, "--length-km", help="fiber length Alice-Bob (km)"),
+        _option("length_km", float, 50.0, "--length-km", help="fiber length Alice-Bob (km)"),
+        _option(
+            "max_distance", bool, False, "--max-distance", help="print the maximum distance instead"
         ),
-        inspect.Parameter(
-            "max_distance",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=bool,
-            default=typer.Option(
-                False, "--max-distance", help="print the maximum distance instead"
-            ),
-        ),
-        inspect.Parameter(
+        _option(
             "min_rate",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=float,
-            default=typer.Option(
-                0.0,
-                "--min-rate",
-                help=("with --max-distance: rate threshold in bits/pulse (default 0)"),
-            ),
+            float,
+            0.0,
+            "--min-rate",
+            help="with --max-distance: rate threshold in bits/pulse (default 0)",
         ),
-        inspect.Parameter(
+        _option(
             "sweep",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=str | None,
-            default=typer.Option(
-                None, "--sweep", metavar="START:STOP:STEP", help="table over distance (km)"
-            ),
+            str | None,
+            None,
+            "--sweep",
+            metavar="START:STOP:STEP",
+            help="table over distance (km)",
         ),
-        inspect.Parameter(
+        _option(
             "plot",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=Path | None,
-            default=typer.Option(
-                None, "--plot", metavar="FILE.png", help="draw rate vs distance with the PLOB line"
-            ),
+            Path | None,
+            None,
+            "--plot",
+            metavar="FILE.png",
+            help="draw rate vs distance with the PLOB line",
         ),
-        inspect.Parameter(
-            "json_out",
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=bool,
-            default=typer.Option(False, "--json", help="print one JSON object on stdout"),
-        ),
+        _option("json_out", bool, False, "--json", help="print one JSON object on stdout"),
     ]
-    physical: list[inspect.Parameter] = []
-    for f in dataclasses.fields(spec.params_type):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", f.name)
-        default_value = getattr(spec.presets[spec.default_preset], f.name)
-        physical.append(
-            inspect.Parameter(
-                f.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=_cli_type(hints[f.name]),
-                default=typer.Option(
-                    None, flag, help=f"{help_text} [preset: {default_value}]", show_default=False
-                ),
-            )
+    preset_values = spec.presets[spec.default_preset]
+    physical = [
+        _option(
+            f.name,
+            _cli_type(hints[f.name]),
+            None,
+            "--" + f.name.replace("_", "-"),
+            help=_flag_help(f, spec.default_preset, getattr(preset_values, f.name)),
+            show_default=False,
         )
+        for f in dataclasses.fields(spec.params_type)
+    ]
 
     def command(**kwargs: Any) -> None:
         overrides = {k: kwargs.pop(k) for k in field_names}

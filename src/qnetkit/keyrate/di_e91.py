@@ -28,10 +28,10 @@ import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.bbm92 import (
+    BBM92Params,
     arm_transmittances,
     optimise_lambda,
     pdc_gain_and_qber,
-    validate_link,
 )
 from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array, binary_entropy
 from qnetkit.physics.validate import check_probability
@@ -77,36 +77,9 @@ def werner_chsh(qber: npt.ArrayLike) -> FloatArray:
 
 
 @dataclass(frozen=True)
-class E91Params:
+class E91Params(BBM92Params):
     """A DI-E91 link: the SPDC link of BBM92 plus the share of coincidences used for the key."""
 
-    loss_db_per_km: float = field(default=0.21, metadata={"help": "fiber attenuation (dB/km)"})
-    extra_loss_db: float = field(
-        default=0.0,
-        metadata={
-            "help": "lumped losses of the whole Alice-Bob link (dB), split between the two arms "
-            "in the ratio of their lengths"
-        },
-    )
-    detector_efficiency: float = field(
-        default=0.045,
-        metadata={"help": "eta_det: each user's internal transmittance times detector efficiency"},
-    )
-    dark_count_prob: float = field(
-        default=1.7e-6,
-        metadata={"help": "Y0: background (dark + stray) click probability per pulse, each side"},
-    )
-    misalignment_error: float = field(
-        default=0.033,
-        metadata={"help": "e_d: intrinsic detector error (a photon hits the wrong detector)"},
-    )
-    ec_efficiency: float = field(
-        default=1.22, metadata={"help": "f_EC: error-correction inefficiency (>= 1)"}
-    )
-    source_position: float = field(
-        default=0.5,
-        metadata={"help": "source distance from Alice as a fraction of L (0 Alice, 0.5 middle)"},
-    )
     sifting_factor: float = field(
         default=0.5,
         metadata={
@@ -114,25 +87,9 @@ class E91Params:
             "-> 1 asymptotically with biased setting choices"
         },
     )
-    mu: float | None = field(
-        default=None,
-        metadata={
-            "help": "mean photon-pair number per pulse, mu = 2*lambda of Ma-Fung-Lo; "
-            "omit to optimise per distance"
-        },
-    )
 
     def __post_init__(self) -> None:
-        validate_link(
-            self.loss_db_per_km,
-            self.extra_loss_db,
-            self.detector_efficiency,
-            self.dark_count_prob,
-            self.misalignment_error,
-            self.ec_efficiency,
-            self.source_position,
-            self.mu,
-        )
+        super().__post_init__()
         check_probability("sifting_factor", self.sifting_factor)
 
 

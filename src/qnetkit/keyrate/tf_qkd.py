@@ -28,7 +28,6 @@ protocol, checked only against the two crossover distances quoted in the paper's
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +36,7 @@ from scipy.optimize import brentq
 
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array, binary_entropy
+from qnetkit.keyrate.optimize import golden_section_maximize
 from qnetkit.physics.fiber import fiber_transmittance
 from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
 
@@ -44,7 +44,6 @@ LOG10_MU_MIN = -6.0  # search range of the signal intensity per pulse (log10)
 LOG10_MU_MAX = 1.0
 _MU_GRID_PER_DECADE = 10
 _GOLDEN_ITERATIONS = 48
-_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 _CROSSOVER_MAX_LOSS_DB = 400.0  # fibre loss scanned by plob_crossover_km
 _CROSSOVER_GRID = 4001
 
@@ -174,27 +173,6 @@ def tf_qkd_rate_at(
     return np.asarray(rate), parts
 
 
-def _golden_maximize(
-    objective: Callable[[FloatArray], FloatArray], lower: FloatArray, upper: FloatArray
-) -> FloatArray:
-    """Elementwise golden-section maximisation of a unimodal objective on [lower, upper]."""
-    a, b = lower.copy(), upper.copy()
-    c = b - _INV_PHI * (b - a)
-    d = a + _INV_PHI * (b - a)
-    fc, fd = objective(c), objective(d)
-    for _ in range(_GOLDEN_ITERATIONS):
-        left = fc >= fd
-        a = np.where(left, a, c)
-        b = np.where(left, d, b)
-        c_new = np.where(left, b - _INV_PHI * (b - a), d)
-        d_new = np.where(left, c, a + _INV_PHI * (b - a))
-        probe = np.where(left, c_new, d_new)
-        f_probe = objective(probe)
-        fc, fd = np.where(left, f_probe, fd), np.where(left, fc, f_probe)
-        c, d = c_new, d_new
-    return np.asarray(0.5 * (a + b))
-
-
 def optimal_mu(params: TFQKDParams, arm: FloatArray) -> FloatArray:
     """Intensity maximising the rate at each arm transmittance: log grid, then golden section."""
     n_grid = round((LOG10_MU_MAX - LOG10_MU_MIN) * _MU_GRID_PER_DECADE) + 1
@@ -204,8 +182,11 @@ def optimal_mu(params: TFQKDParams, arm: FloatArray) -> FloatArray:
     step = log_grid[1] - log_grid[0]
     lower = np.maximum(log_grid[best] - step, LOG10_MU_MIN)
     upper = np.minimum(log_grid[best] + step, LOG10_MU_MAX)
-    log_mu = _golden_maximize(
-        lambda x: tf_qkd_rate_at(params, arm, np.power(10.0, x))[0], lower, upper
+    log_mu, _ = golden_section_maximize(
+        lambda x: tf_qkd_rate_at(params, arm, np.power(10.0, x))[0],
+        lower,
+        upper,
+        iterations=_GOLDEN_ITERATIONS,
     )
     return np.asarray(np.power(10.0, log_mu))
 
