@@ -46,6 +46,24 @@ def test_vacuum_weak_max_distance_depends_on_nu() -> None:
     assert 135.0 < reach["0.2"] < reach["0.05"] < 142.5
 
 
+def test_vacuum_weak_at_fixed_mu_matches_ma_2005_figure_2() -> None:
+    # Ma et al. 2005, Fig. 2: mu = 0.48, nu = 0.05 -> maximal secure distance 140.55 km.
+    proc = run(
+        "keyrate",
+        "decoy-bb84",
+        "--decoys",
+        "vacuum+weak",
+        "--nu",
+        "0.05",
+        "--mu",
+        "0.48",
+        "--max-distance",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["max_distance_km"] == pytest.approx(140.55, abs=0.2)
+
+
 def test_single_point_json_has_the_documented_keys() -> None:
     proc = run("keyrate", "decoy-bb84", "--length-km", "50", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -16,6 +16,7 @@ from qnetkit.keyrate.decoy_bb84 import (
     DecoyBB84Params,
     decoy_bb84_key_rate,
     decoy_bb84_rate_at,
+    decoy_bb84_transmittance,
 )
 from qnetkit.keyrate.max_distance import max_distance_km
 from qnetkit.keyrate.plob import plob_bound
@@ -49,6 +50,37 @@ def test_optimal_signal_intensity_is_about_half_a_photon() -> None:
     curve = decoy_bb84_key_rate(GYS, np.array([0.0, 50.0, 100.0]))
     assert curve.mu is not None
     np.testing.assert_allclose(curve.mu, 0.48, atol=0.01)
+
+
+def test_figure_2_maximal_distances_at_fixed_mu() -> None:
+    # Ma et al. 2005, Fig. 2 (GYS, mu = 0.48): infinite decoys reach 142.05 km and vacuum + weak
+    # decoy with nu = 0.05 reaches 140.55 km (values as quoted from the figure's text).
+    infinite = _reach(replace(GYS, mu=0.48))
+    vacuum_weak = _reach(replace(GYS, mu=0.48, decoys="vacuum+weak", nu=0.05))
+    assert infinite == pytest.approx(142.05, abs=0.2)
+    assert vacuum_weak == pytest.approx(140.55, abs=0.2)
+
+
+def test_figure_1_bound_deviations_at_40_km() -> None:
+    # Ma et al. 2005, Fig. 1: at 40 km with nu/mu = 25 % (mu = 0.48) the vacuum+weak lower bound
+    # on Y1 is 3.5 % below the true single-photon yield and the e1 upper bound 16.8 % above.
+    eta = decoy_bb84_transmittance(GYS, [40.0])
+    mu = np.array([0.48])
+    _, exact = decoy_bb84_rate_at(GYS, eta, mu)
+    _, bound = decoy_bb84_rate_at(replace(GYS, decoys="vacuum+weak", nu=0.12), eta, mu)
+    y1_low = 100 * (exact["y1"][0] - bound["y1"][0]) / exact["y1"][0]
+    e1_high = 100 * (bound["e1"][0] - exact["e1"][0]) / exact["e1"][0]
+    assert y1_low == pytest.approx(3.5, abs=0.05)
+    assert e1_high == pytest.approx(16.8, abs=0.05)
+
+
+def test_eq_12_optimal_mu_for_both_ec_efficiencies() -> None:
+    # Ma et al. 2005, Eq. (12) and Sec. III.A: for GYS the optimal mu is 0.48 with f(e) = 1.22
+    # and 0.54 with f(e) = 1 (short distance, where Y0 is negligible).
+    for f_ec, expected in ((1.22, 0.48), (1.0, 0.54)):
+        curve = decoy_bb84_key_rate(replace(GYS, ec_efficiency=f_ec), [10.0])
+        assert curve.mu is not None
+        assert curve.mu[0] == pytest.approx(expected, abs=0.01)
 
 
 def test_vacuum_plus_weak_approaches_infinite_decoys_as_nu_shrinks() -> None:
