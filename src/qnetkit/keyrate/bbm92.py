@@ -14,10 +14,16 @@ import numpy as np
 import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array, binary_entropy
+from qnetkit.keyrate.common import (
+    FloatArray,
+    KeyRateCurve,
+    as_float_array,
+    binary_entropy,
+    check_link_params,
+)
 from qnetkit.keyrate.optimize import golden_section_maximize
 from qnetkit.physics.fiber import fiber_transmittance
-from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
+from qnetkit.physics.validate import check_positive
 
 E0 = 0.5  # error rate of a background (random) click
 SIFTING = 0.5  # q: BBM92 keeps the rounds where Alice and Bob chose the same of two bases
@@ -101,14 +107,14 @@ def validate_link(
     mu: float | None,
 ) -> None:
     """Range checks shared by the BBM92 and E91 parameter sets."""
-    check_nonnegative("loss_db_per_km", loss_db_per_km)
-    check_nonnegative("extra_loss_db", extra_loss_db)
-    check_probability("detector_efficiency", detector_efficiency)
-    check_probability("dark_count_prob", dark_count_prob)
-    check_probability("misalignment_error", misalignment_error)
-    check_positive("ec_efficiency", ec_efficiency)
-    if ec_efficiency < 1.0:
-        raise ParameterError("ec_efficiency", ec_efficiency, "must be >= 1 (Shannon limit)")
+    check_link_params(
+        loss_db_per_km=loss_db_per_km,
+        extra_loss_db=extra_loss_db,
+        detector_efficiency=detector_efficiency,
+        dark_count_prob=dark_count_prob,
+        misalignment_error=misalignment_error,
+        ec_efficiency=ec_efficiency,
+    )
     check_source_position(source_position)
     if mu is not None:
         check_positive("mu", mu)

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit.errors import ParameterError
+from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -51,3 +54,23 @@ class KeyRateCurve:
         for name, values in self.extra.items():
             out[name] = float(values[i])
         return out
+
+
+def check_link_params(
+    *,
+    loss_db_per_km: float,
+    extra_loss_db: float,
+    detector_efficiency: float,
+    dark_count_prob: float,
+    misalignment_error: float,
+    ec_efficiency: float,
+) -> None:
+    """Range checks shared by every fiber link's parameters (ParameterError names the field)."""
+    check_nonnegative("loss_db_per_km", loss_db_per_km)
+    check_nonnegative("extra_loss_db", extra_loss_db)
+    check_probability("detector_efficiency", detector_efficiency)
+    check_probability("dark_count_prob", dark_count_prob)
+    check_probability("misalignment_error", misalignment_error)
+    check_positive("ec_efficiency", ec_efficiency)
+    if ec_efficiency < 1.0:
+        raise ParameterError("ec_efficiency", ec_efficiency, "must be >= 1 (Shannon limit)")

@@ -13,10 +13,16 @@ import numpy as np
 import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array, binary_entropy
+from qnetkit.keyrate.common import (
+    FloatArray,
+    KeyRateCurve,
+    as_float_array,
+    binary_entropy,
+    check_link_params,
+)
 from qnetkit.keyrate.optimize import golden_section_maximize
 from qnetkit.physics.fiber import fiber_transmittance
-from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
+from qnetkit.physics.validate import check_positive, check_probability
 
 DECOY_METHODS = ("infinite", "vacuum+weak")
 E0 = 0.5  # error rate of a background (random) click
@@ -63,17 +69,15 @@ class DecoyBB84Params:
     )
 
     def __post_init__(self) -> None:
-        check_nonnegative("loss_db_per_km", self.loss_db_per_km)
-        check_nonnegative("extra_loss_db", self.extra_loss_db)
-        check_probability("detector_efficiency", self.detector_efficiency)
-        check_probability("dark_count_prob", self.dark_count_prob)
-        check_probability("misalignment_error", self.misalignment_error)
+        check_link_params(
+            loss_db_per_km=self.loss_db_per_km,
+            extra_loss_db=self.extra_loss_db,
+            detector_efficiency=self.detector_efficiency,
+            dark_count_prob=self.dark_count_prob,
+            misalignment_error=self.misalignment_error,
+            ec_efficiency=self.ec_efficiency,
+        )
         check_probability("sifting_factor", self.sifting_factor)
-        check_positive("ec_efficiency", self.ec_efficiency)
-        if self.ec_efficiency < 1.0:
-            raise ParameterError(
-                "ec_efficiency", self.ec_efficiency, "must be >= 1 (Shannon limit)"
-            )
         if self.decoys not in DECOY_METHODS:
             raise ParameterError(
                 "decoys", self.decoys, f"must be one of {', '.join(DECOY_METHODS)}"

@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array, binary_entropy
+from qnetkit.keyrate.common import (
+    FloatArray,
+    KeyRateCurve,
+    as_float_array,
+    binary_entropy,
+    check_link_params,
+)
 from qnetkit.physics.fiber import fiber_transmittance
 from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
 
@@ -107,21 +113,19 @@ class FiniteDecoyBB84Params:
     )
 
     def __post_init__(self) -> None:
-        check_nonnegative("loss_db_per_km", self.loss_db_per_km)
-        check_nonnegative("extra_loss_db", self.extra_loss_db)
-        check_probability("detector_efficiency", self.detector_efficiency)
-        check_probability("dark_count_prob", self.dark_count_prob)
+        check_link_params(
+            loss_db_per_km=self.loss_db_per_km,
+            extra_loss_db=self.extra_loss_db,
+            detector_efficiency=self.detector_efficiency,
+            dark_count_prob=self.dark_count_prob,
+            misalignment_error=self.misalignment_error,
+            ec_efficiency=self.ec_efficiency,
+        )
         if self.dark_count_prob > 0.5:
             raise ParameterError(
                 "dark_count_prob", self.dark_count_prob, "must be <= 0.5 (two detectors)"
             )
         check_probability("afterpulse_prob", self.afterpulse_prob)
-        check_probability("misalignment_error", self.misalignment_error)
-        check_positive("ec_efficiency", self.ec_efficiency)
-        if self.ec_efficiency < 1.0:
-            raise ParameterError(
-                "ec_efficiency", self.ec_efficiency, "must be >= 1 (Shannon limit)"
-            )
         check_positive("n_x", self.n_x)
         for name, eps in (("eps_sec", self.eps_sec), ("eps_cor", self.eps_cor)):
             if eps is None:

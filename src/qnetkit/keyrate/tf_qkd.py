@@ -35,10 +35,16 @@ import numpy.typing as npt
 from scipy.optimize import brentq
 
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array, binary_entropy
+from qnetkit.keyrate.common import (
+    FloatArray,
+    KeyRateCurve,
+    as_float_array,
+    binary_entropy,
+    check_link_params,
+)
 from qnetkit.keyrate.optimize import golden_section_maximize
 from qnetkit.physics.fiber import fiber_transmittance
-from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
+from qnetkit.physics.validate import check_positive, check_probability
 
 LOG10_MU_MIN = -6.0  # search range of the signal intensity per pulse (log10)
 LOG10_MU_MAX = 1.0
@@ -83,16 +89,14 @@ class TFQKDParams:
     )
 
     def __post_init__(self) -> None:
-        check_nonnegative("loss_db_per_km", self.loss_db_per_km)
-        check_nonnegative("extra_loss_db", self.extra_loss_db)
-        check_probability("detector_efficiency", self.detector_efficiency)
-        check_probability("dark_count_prob", self.dark_count_prob)
-        check_probability("misalignment_error", self.misalignment_error)
-        check_positive("ec_efficiency", self.ec_efficiency)
-        if self.ec_efficiency < 1.0:
-            raise ParameterError(
-                "ec_efficiency", self.ec_efficiency, "must be >= 1 (Shannon limit)"
-            )
+        check_link_params(
+            loss_db_per_km=self.loss_db_per_km,
+            extra_loss_db=self.extra_loss_db,
+            detector_efficiency=self.detector_efficiency,
+            dark_count_prob=self.dark_count_prob,
+            misalignment_error=self.misalignment_error,
+            ec_efficiency=self.ec_efficiency,
+        )
         if isinstance(self.phase_slices, bool) or not isinstance(self.phase_slices, int):
             raise ParameterError("phase_slices", self.phase_slices, "must be an integer >= 1")
         if self.phase_slices < 1:

@@ -63,6 +63,27 @@ def _effective_length_km(rate_per_km: float, length: FloatArray) -> FloatArray:
     return np.asarray(-np.expm1(-rate_per_km * length) / rate_per_km)
 
 
+def _checked_inputs(
+    launch_power_w: float,
+    length_km: npt.ArrayLike,
+    raman_cross_section_per_km_per_nm: float,
+    filter_bandwidth_nm: float,
+    loss_db_per_km: float,
+    classical_loss_db_per_km: float | None,
+) -> tuple[FloatArray, float, float]:
+    """Validated lengths and the attenuations (1/km) at the quantum and pump wavelengths."""
+    check_nonnegative("launch_power_w", launch_power_w)
+    check_nonnegative("raman_cross_section_per_km_per_nm", raman_cross_section_per_km_per_nm)
+    check_nonnegative("filter_bandwidth_nm", filter_bandwidth_nm)
+    alpha_q = attenuation_per_km(loss_db_per_km)
+    alpha_c = (
+        alpha_q
+        if classical_loss_db_per_km is None
+        else attenuation_per_km(classical_loss_db_per_km)
+    )
+    return _lengths(length_km), alpha_q, alpha_c
+
+
 def co_propagating_raman_power_w(
     launch_power_w: float,
     length_km: npt.ArrayLike,
@@ -79,15 +100,13 @@ def co_propagating_raman_power_w(
     1550 nm classical channel beside a 1310 nm quantum channel); ``loss_db_per_km`` is the
     attenuation at the quantum wavelength.
     """
-    check_nonnegative("launch_power_w", launch_power_w)
-    check_nonnegative("raman_cross_section_per_km_per_nm", raman_cross_section_per_km_per_nm)
-    check_nonnegative("filter_bandwidth_nm", filter_bandwidth_nm)
-    length = _lengths(length_km)
-    alpha_q = attenuation_per_km(loss_db_per_km)
-    alpha_c = (
-        alpha_q
-        if classical_loss_db_per_km is None
-        else attenuation_per_km(classical_loss_db_per_km)
+    length, alpha_q, alpha_c = _checked_inputs(
+        launch_power_w,
+        length_km,
+        raman_cross_section_per_km_per_nm,
+        filter_bandwidth_nm,
+        loss_db_per_km,
+        classical_loss_db_per_km,
     )
     # Light scattered at z has travelled z as pump and L - z as noise:
     # integral of e^{-alpha_c z} e^{-alpha_q (L - z)} dz.
@@ -111,15 +130,13 @@ def counter_propagating_raman_power_w(
     Eraerds et al.'s P_out * beta * dlambda * sinh(alpha L) / alpha. It rises monotonically and
     saturates at beta * dlambda * P_in / (2 alpha) for long fibre.
     """
-    check_nonnegative("launch_power_w", launch_power_w)
-    check_nonnegative("raman_cross_section_per_km_per_nm", raman_cross_section_per_km_per_nm)
-    check_nonnegative("filter_bandwidth_nm", filter_bandwidth_nm)
-    length = _lengths(length_km)
-    alpha_q = attenuation_per_km(loss_db_per_km)
-    alpha_c = (
-        alpha_q
-        if classical_loss_db_per_km is None
-        else attenuation_per_km(classical_loss_db_per_km)
+    length, alpha_q, alpha_c = _checked_inputs(
+        launch_power_w,
+        length_km,
+        raman_cross_section_per_km_per_nm,
+        filter_bandwidth_nm,
+        loss_db_per_km,
+        classical_loss_db_per_km,
     )
     # Scattered at z, the noise walks back z: integral of e^{-(alpha_c + alpha_q) z} dz.
     span = _effective_length_km(alpha_c + alpha_q, length)
