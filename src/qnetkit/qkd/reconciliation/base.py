@@ -1,0 +1,39 @@
+"""The interface every error-reconciliation method implements (Alice's side and Bob's side).
+
+Alice's key is the reference; Bob corrects his. Everything key-derived that a side sends goes in
+``Endpoint.send(..., leaked=bits)`` so the channel books it; ``leaked_bits`` must equal that sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from qnetkit.qkd.channel import Endpoint
+
+BitArray = npt.NDArray[np.uint8]
+
+
+@dataclass
+class ReconciliationResult:
+    """One side's outcome: its (corrected) key and what the exchange cost."""
+
+    key: BitArray
+    leaked_bits: int
+    channel_uses: int
+    converged: bool
+
+
+class Reconciler(Protocol):
+    """A reconciliation method: ``alice`` and ``bob`` run concurrently on the two endpoints."""
+
+    name: str
+
+    def alice(
+        self, ep: Endpoint, key: BitArray, qber: float, rng: np.random.Generator
+    ) -> ReconciliationResult: ...
+
+    def bob(self, ep: Endpoint, key: BitArray, qber: float) -> ReconciliationResult: ...
