@@ -11,12 +11,13 @@ Bernstein 2005) whose hash key ``r`` comes once from the pre-shared pool and who
 
 from __future__ import annotations
 
+import itertools
 import json
-from abc import ABC, abstractmethod
 import queue
 import socket
 import struct
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class ChannelLog:
         senders = [e.sender for e in self.entries if stage is None or e.stage == stage]
         if not senders:
             return 0
-        turns = 1 + sum(1 for a, b in zip(senders, senders[1:], strict=False) if a != b)
+        turns = 1 + sum(1 for a, b in itertools.pairwise(senders) if a != b)
         return (turns + 1) // 2
 
 
@@ -191,7 +192,7 @@ class Endpoint(ABC):
     @abstractmethod
     def _recv_frame(self) -> bytes: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027
         """Release the transport (idempotent)."""
 
     @property
@@ -360,10 +361,11 @@ class TcpEndpoint(Endpoint):
             pass
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """'HOST:PORT' -> (host, port); raises ValueError naming the bad value."""
+def parse_address(text: str, *, allow_any_port: bool = False) -> tuple[str, int]:
+    """'HOST:PORT' -> (host, port); port 0 (any free port) only if ``allow_any_port``."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    low = 0 if allow_any_port else 1
+    if not sep or not host or not port.isdigit() or not low <= int(port) < 65536:
         raise ValueError(f"{text!r} is not HOST:PORT")
     return host, int(port)
 
@@ -383,7 +385,7 @@ class TcpListener:
     """A listening socket that accepts one peer per call of ``accept``."""
 
     def __init__(self, address: str) -> None:
-        host, port = parse_address(address)
+        host, port = parse_address(address, allow_any_port=True)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

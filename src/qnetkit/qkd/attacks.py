@@ -1,0 +1,279 @@
+"""Eavesdropper models for the Monte-Carlo quantum stage, and Bob's two-detector response.
+
+Every attack acts on each pulse independently (a random ``fraction`` of pulses is attacked), so
+it changes only the per-pulse outcome probabilities of Bob's detector pair; the simulator mixes
+them with the honest ones and samples detections exactly as without Eve. Models: intercept-resend
+(Bennett et al., J. Cryptology 5, 3 (1992)), photon-number splitting (Brassard, Lutkenhaus, Mor,
+Sanders, PRL 85, 1330 (2000)) and detector blinding (Lydersen et al., Nat. Photon. 4, 686 (2010)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from qnetkit.errors import ParameterError
+from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params, decoy_bb84_transmittance
+from qnetkit.physics.sources import poisson_pmf
+from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
+
+FloatArray = npt.NDArray[np.float64]
+AttackKind = Literal["intercept-resend", "pns", "blinding"]
+ATTACK_KINDS: tuple[str, ...] = get_args(AttackKind)
+# Bob's outcome per pulse, relative to the detector that Alice's bit should fire.
+OUTCOMES = ("none", "correct", "wrong", "double")
+# Photon-number sums stop where the Poisson tail is below this (it is then below float precision
+# of the probabilities it is added to).
+POISSON_TAIL = 1e-16
+
+
+@dataclass(frozen=True)
+class Attack:
+    """An eavesdropper attacking a random ``fraction`` of the pulses (or time bins).
+
+    ``kind``: ``intercept-resend`` | ``pns`` (weak coherent source only) | ``blinding``.
+    """
+
+    kind: AttackKind
+    fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ATTACK_KINDS:
+            raise ParameterError("kind", self.kind, f"must be one of {', '.join(ATTACK_KINDS)}")
+        check_probability("fraction", self.fraction)
+
+
+def blinding_alarm(attack: Attack | None, monitor_photocurrent: bool) -> bool:
+    """Whether Bob's photocurrent monitor trips.
+
+    Blinding needs continuous bright light on Bob's detectors, which a monitor of the detector
+    photocurrent sees directly (the countermeasure of Yuan, Dynes, Shields, Nat. Photon. 4, 800
+    (2010)); modelled as: the alarm is set whenever any pulse is attacked by blinding.
+    """
+    return (
+        monitor_photocurrent
+        and attack is not None
+        and attack.kind == "blinding"
+        and attack.fraction > 0.0
+    )
+
+
+# --------------------------------------------------------------------------- Bob's detectors
+
+
+def per_detector_dark_prob(background_prob: float) -> float:
+    """Dark-count probability of each of two detectors whose combined background is Y0.
+
+    Ma et al. (2005) give Y0 for Bob's whole detection unit: 1 - (1 - p)^2 = Y0, p ~ Y0 / 2.
+    """
+    check_probability("dark_count_prob", background_prob)
+    # -expm1(log1p(-Y0)/2) = 1 - sqrt(1 - Y0) without cancellation for tiny Y0.
+    return float(-math.expm1(0.5 * math.log1p(-background_prob))) if background_prob < 1 else 1.0
+
+
+def pair_outcomes(
+    quiet_correct: npt.ArrayLike, quiet_wrong: npt.ArrayLike, quiet_both: npt.ArrayLike
+) -> FloatArray:
+    """Outcome probabilities (none, correct only, wrong only, double) on the last axis.
+
+    Inputs are the probabilities that the correct detector stays silent, that the wrong one does,
+    and that both do (photons and dark counts included); the outcomes follow by inclusion-exclusion
+    and are linear in them, so mixtures of inputs give mixtures of outcomes.
+    """
+    qc = np.asarray(quiet_correct, dtype=np.float64)
+    qw = np.asarray(quiet_wrong, dtype=np.float64)
+    qb = np.asarray(quiet_both, dtype=np.float64)
+    out = np.stack(
+        np.broadcast_arrays(qb, qw - qb, qc - qb, 1.0 - qc - qw + qb), axis=-1
+    )
+    # Inclusion-exclusion can leave -1e-17 where a probability is exactly 0.
+    return np.asarray(np.clip(out, 0.0, 1.0))
+
+
+def fock_quiet(
+    photons: npt.ArrayLike, efficiency: float, to_correct: npt.ArrayLike, p_dark: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Silence probabilities of Bob's detectors for ``photons`` identical photons.
+
+    Each photon independently reaches the correct detector with probability ``to_correct`` (the
+    wrong one otherwise) and is detected with ``efficiency``; each detector darks with ``p_dark``.
+    """
+    n = np.asarray(photons, dtype=np.float64)
+    q = np.asarray(to_correct, dtype=np.float64)
+    silent = 1.0 - p_dark
+    return (
+        np.asarray(silent * (1.0 - efficiency * q) ** n),
+        np.asarray(silent * (1.0 - efficiency * (1.0 - q)) ** n),
+        np.asarray(silent**2 * (1.0 - efficiency) ** n),
+    )
+
+
+def _poisson_table(mu: float) -> tuple[FloatArray, FloatArray]:
+    """Photon numbers 0..n_max and their Poisson probabilities, tail below POISSON_TAIL."""
+    n_max = int(math.ceil(mu + 12.0 * math.sqrt(mu) + 40.0))
+    n = np.arange(n_max + 1, dtype=np.float64)
+    return n, poisson_pmf(n, mu)
+
+
+# --------------------------------------------------------------------------- decoy BB84
+
+
+def pns_forward_fraction(link: DecoyBB84Params, length_km: float, mu: float) -> float:
+    """Fraction of multi-photon pulses Eve forwards so that Bob's gain at ``mu`` is unchanged.
+
+    Eve blocks every pulse of 0 or 1 photons, keeps one photon of an n >= 2 pulse and forwards the
+    other n - 1 losslessly with probability s, else blocks it; Bob's gain is then
+    D (1 - s P(n>=2)) + s sum_{n>=2} P(n) [1 - (1-p)^2 (1-eta_Bob)^(n-1)], D = 1 - (1-p)^2 his
+    dark-click probability. s solves gain = 1 - (1-p)^2 exp(-eta mu) (the honest gain), clipped to
+    [0, 1]: s = 1 means the channel is too short for an invisible attack.
+    """
+    check_nonnegative("length_km", length_km)
+    check_positive("mu", mu)
+    p = per_detector_dark_prob(link.dark_count_prob)
+    silent2 = (1.0 - p) ** 2
+    eta = float(decoy_bb84_transmittance(link, length_km))
+    honest = -math.expm1(math.log(silent2) - eta * mu) if p < 1 else 1.0
+    dark_only = 1.0 - silent2
+    n, pn = _poisson_table(mu)
+    multi = n >= 2
+    forwarded = float(np.sum(pn[multi] * (1.0 - silent2 * (1.0 - link.detector_efficiency) ** (n[multi] - 1))))
+    p_multi = float(np.sum(pn[multi]))
+    denominator = forwarded - dark_only * p_multi
+    if denominator <= 0.0:
+        # Bob cannot see anything Eve forwards (eta_Bob = 0): every choice looks the same.
+        return 1.0
+    return float(np.clip((honest - dark_only) / denominator, 0.0, 1.0))
+
+
+def blinding_trigger_prob(honest_gain: float, mu: float) -> float:
+    """Probability that Eve's faked state is sent, chosen to reproduce Bob's honest gain.
+
+    Eve sees a photon with probability 1 - exp(-mu) and her faked state fires Bob only when his
+    basis matches hers (probability 1/2), so t (1 - exp(-mu)) / 2 = honest gain, capped at 1.
+    """
+    seen = -math.expm1(-mu)
+    if seen <= 0.0:
+        return 1.0
+    return min(1.0, 2.0 * honest_gain / seen)
+
+
+def decoy_attacked_outcomes(
+    attack: Attack,
+    intensities: tuple[float, ...],
+    link: DecoyBB84Params,
+    length_km: float,
+) -> FloatArray:
+    """Bob's outcome probabilities on an attacked pulse, shape (classes, 2, 4).
+
+    Axis 1 is 0 for matching Alice-Bob bases, 1 for different ones; axis 2 follows OUTCOMES.
+    Eve picks her basis uniformly. Per kind:
+
+    * intercept-resend: Eve measures at Alice's output with an ideal detector (a result iff the
+      pulse has a photon, probability 1 - exp(-mu)) and resends one photon in her basis and
+      result through the whole channel. Her basis is Alice's half of the time (photon carries
+      Alice's bit, Bob errs only by misalignment); otherwise the photon is random for Bob in
+      either basis, so sifted intercepted photons err with 1/4 + e_d/2.
+    * pns: photon-number splitting as in :func:`pns_forward_fraction`; the forwarded n - 1
+      photons carry Alice's state, so they err only by misalignment. Eve cannot tell decoy from
+      signal pulses: the forward fraction set for the signal (first) intensity applies to all.
+    * blinding: Eve measures as in intercept-resend and, with probability
+      :func:`blinding_trigger_prob` (signal gain kept), sends a faked state that makes Bob's
+      detector for her result click iff his basis is hers; blinded detectors have no dark counts.
+      Sifted faked clicks therefore never err.
+    """
+    p = per_detector_dark_prob(link.dark_count_prob)
+    e_d = link.misalignment_error
+    eta_bob = link.detector_efficiency
+    eta = float(decoy_bb84_transmittance(link, length_km))
+    signal = intensities[0]
+    out = np.zeros((len(intensities), 2, 4))
+    for c, mu in enumerate(intensities):
+        vacuum = math.exp(-mu)
+        if attack.kind == "intercept-resend":
+            # P(photon at the correct detector) for sifted photons: Eve's basis is Alice's w.p.
+            # 1/2 (then 1 - e_d), else 1/2; the silence probabilities are linear in it.
+            to_correct = np.array([0.5 * (1.0 - e_d) + 0.25, 0.5])
+            resent = pair_outcomes(*fock_quiet(1.0, eta, to_correct, p))
+            empty = pair_outcomes(*fock_quiet(0.0, eta, to_correct, p))
+            out[c] = vacuum * empty + (1.0 - vacuum) * resent
+        elif attack.kind == "pns":
+            s = pns_forward_fraction(link, length_km, signal) if signal > 0 else 1.0
+            n, pn = _poisson_table(mu)
+            forwarded = np.where(n >= 2, s * pn, 0.0)
+            blocked = 1.0 - float(np.sum(forwarded))
+            for m, to_correct in enumerate((1.0 - e_d, 0.5)):
+                quiet = fock_quiet(np.maximum(n - 1.0, 0.0), eta_bob, to_correct, p)
+                mixed = [blocked * (1.0 - p) ** k + float(np.sum(forwarded * q)) for k, q in
+                         zip((1, 1, 2), quiet, strict=True)]
+                out[c, m] = pair_outcomes(*mixed)
+        else:
+            silent2 = (1.0 - p) ** 2
+            honest_signal = -math.expm1(math.log(silent2) - eta * signal) if p < 1 else 1.0
+            t = blinding_trigger_prob(honest_signal, signal)
+            fired = (1.0 - vacuum) * t * 0.5  # Eve saw a photon, sent, and Bob's basis is hers
+            # Matching bases: Eve's basis is Bob's = Alice's, her result is Alice's bit.
+            out[c, 0] = (1.0 - fired, fired, 0.0, 0.0)
+            # Different bases: Eve's basis is Bob's, not Alice's: her result is random.
+            out[c, 1] = (1.0 - fired, 0.5 * fired, 0.5 * fired, 0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- BBM92
+
+
+def bbm92_bob_arm_attacked(
+    attack: Attack,
+    n0: npt.NDArray[np.float64],
+    n1: npt.NDArray[np.float64],
+    rotated: npt.NDArray[np.float64],
+    lam: float,
+    eta_bob: float,
+    p_dark: float,
+    e_d: float,
+) -> FloatArray:
+    """Bob's outcomes (none, only 0, only 1, double) when Eve attacks his arm of an SPDC link.
+
+    Inputs: the pair numbers n0, n1 in Alice's two modes of her basis (the same numbers sit in
+    Bob's correlated modes), and ``rotated[..., k]``: the probability that k of Bob's n0 + n1
+    photons leave in mode 0 of the other basis. Output shape (2, *n0.shape, 4): [matching bases,
+    different bases]. Eve measures all of Bob's photons at the source in a uniformly random basis
+    with a photon-number-resolving detector and takes the majority bit (random on ties).
+
+    * intercept-resend: she resends one photon of her bit through Bob's arm (misalignment flips
+      it with e_d, dark counts as usual).
+    * blinding: with the trigger probability that keeps Bob's click rate at the honest
+      1 - (1-p)^2 / (1 + eta_B lam)^2, she fires Bob's detector of her bit iff his basis is hers.
+    """
+    if attack.kind == "pns":
+        raise ParameterError("attack", attack.kind, "photon-number splitting needs a WCP source")
+    total = n0 + n1
+    k = np.arange(rotated.shape[-1], dtype=np.float64)
+    # P(Eve's bit = 0): same basis as Alice sees (n0, n1); the other basis sees (k, n - k).
+    same = np.where(n0 > n1, 1.0, np.where(n0 < n1, 0.0, 0.5))
+    diff = 2.0 * k - total[..., None]
+    other = np.sum(rotated * np.where(diff > 0, 1.0, np.where(diff < 0, 0.0, 0.5)), axis=-1)
+    seen = total > 0
+    # Matching bases: Eve's basis is theirs w.p. 1/2 (bit from `same`); different bases: Eve's
+    # basis is Bob's w.p. 1/2 (bit from `other`). Otherwise her photon is random for Bob.
+    bit0 = np.stack([same, other])
+    out = np.zeros((2, *n0.shape, 4))
+    if attack.kind == "intercept-resend":
+        flipped = (1.0 - e_d) * bit0 + e_d * (1.0 - bit0)
+        to_mode0 = 0.5 * flipped + 0.25
+        # Here "correct" means Bob's mode 0: fock_quiet's (correct, wrong) become (mode 0, mode 1).
+        photon = pair_outcomes(*fock_quiet(1.0, eta_bob, to_mode0, p_dark))
+        nothing = pair_outcomes(*fock_quiet(0.0, eta_bob, to_mode0, p_dark))
+        return np.asarray(np.where(seen[None, ..., None], photon, nothing))
+    honest_click = 1.0 - (1.0 - p_dark) ** 2 / (1.0 + eta_bob * lam) ** 2
+    any_pair = 1.0 - 1.0 / (1.0 + lam) ** 2
+    t = min(1.0, 2.0 * honest_click / any_pair) if any_pair > 0 else 1.0
+    fire = np.where(seen, 0.5 * t, 0.0)
+    out[..., 1] = fire * bit0
+    out[..., 2] = fire * (1.0 - bit0)
+    out[..., 0] = 1.0 - out[..., 1] - out[..., 2]
+    return out
+
