@@ -7,7 +7,12 @@ import pytest
 from scipy import stats
 
 from qnetkit.qkd.channel import local_pair, run_parties
-from qnetkit.qkd.privacy import ToeplitzAmplifier, toeplitz_hash, toeplitz_hash_reference
+from qnetkit.qkd.privacy import (
+    ToeplitzAmplifier,
+    modified_toeplitz_hash,
+    toeplitz_hash,
+    toeplitz_hash_reference,
+)
 from qnetkit.qkd.verification import collision_probability, verify_alice, verify_bob
 
 
@@ -49,8 +54,35 @@ def test_bad_lengths() -> None:
     with pytest.raises(ValueError, match="needs"):
         toeplitz_hash(np.zeros(10, np.uint8), np.zeros(10, np.uint8), 5)
     with pytest.raises(ValueError, match="between 0"):
-        toeplitz_hash(np.zeros(10, np.uint8), np.zeros(30, np.uint8), 11)
+        modified_toeplitz_hash(np.zeros(10, np.uint8), np.zeros(9, np.uint8), 11)
+    with pytest.raises(ValueError, match="needs 9"):
+        modified_toeplitz_hash(np.zeros(10, np.uint8), np.zeros(10, np.uint8), 4)
     assert toeplitz_hash(np.zeros(10, np.uint8), np.zeros(0, np.uint8), 0).size == 0
+
+
+@pytest.mark.parametrize(("n", "m"), [(2, 1), (100, 30), (100, 70), (5000, 4999)])
+def test_modified_toeplitz_is_identity_plus_toeplitz(n: int, m: int) -> None:
+    # Hayashi-Tsurumaru 2016: [I_m | T] with T an m x (n - m) Toeplitz matrix.
+    rng = np.random.default_rng(n + m)
+    x = rng.integers(0, 2, n, dtype=np.uint8)
+    s = rng.integers(0, 2, n - 1, dtype=np.uint8)
+    expected = x[:m] ^ toeplitz_hash_reference(x[m:], s, m)
+    assert np.array_equal(modified_toeplitz_hash(x, s, m), expected)
+    assert np.array_equal(modified_toeplitz_hash(x, s[:0], n), x)
+
+
+def test_modified_family_collision_rate() -> None:
+    # Two-universality, checked statistically: Pr[f(x) = f(x')] ~ 2^-m over random seeds.
+    rng = np.random.default_rng(9)
+    n, m, trials = 64, 4, 4000
+    x = rng.integers(0, 2, n, dtype=np.uint8)
+    x2 = x.copy()
+    x2[[5, 40]] ^= 1
+    same = sum(
+        np.array_equal(modified_toeplitz_hash(x, s, m), modified_toeplitz_hash(x2, s, m))
+        for s in rng.integers(0, 2, (trials, n - 1), dtype=np.uint8)
+    )
+    assert stats.binomtest(same, trials, 2.0**-m).pvalue > 1e-4
 
 
 def test_amplifier_two_parties_identical() -> None:

@@ -254,10 +254,10 @@ def run_cmd(
         1.0, "--attack-fraction", help="fraction of pulses attacked"
     ),
     intensities: str | None = typer.Option(
-        None, "--intensities", help="signal,decoy,vacuum intensities (default 0.48,0.1,0)"
+        None, "--intensities", help="signal,decoy,vacuum intensities (default 0.4,0.17,0)"
     ),
     intensity_probs: str | None = typer.Option(
-        None, "--intensity-probs", help="their probabilities (default 0.8,0.1,0.1)"
+        None, "--intensity-probs", help="their probabilities (default 0.25,0.5,0.25)"
     ),
     basis_prob_z: float | None = typer.Option(
         None, "--basis-prob-z", help="probability of the Z basis (0.5 = standard BB84)"

@@ -87,9 +87,7 @@ def pair_outcomes(
     qc = np.asarray(quiet_correct, dtype=np.float64)
     qw = np.asarray(quiet_wrong, dtype=np.float64)
     qb = np.asarray(quiet_both, dtype=np.float64)
-    out = np.stack(
-        np.broadcast_arrays(qb, qw - qb, qc - qb, 1.0 - qc - qw + qb), axis=-1
-    )
+    out = np.stack(np.broadcast_arrays(qb, qw - qb, qc - qb, 1.0 - qc - qw + qb), axis=-1)
     # Inclusion-exclusion can leave -1e-17 where a probability is exactly 0.
     return np.asarray(np.clip(out, 0.0, 1.0))
 
@@ -114,7 +112,7 @@ def fock_quiet(
 
 def _poisson_table(mu: float) -> tuple[FloatArray, FloatArray]:
     """Photon numbers 0..n_max and their Poisson probabilities, tail below POISSON_TAIL."""
-    n_max = int(math.ceil(mu + 12.0 * math.sqrt(mu) + 40.0))
+    n_max = math.ceil(mu + 12.0 * math.sqrt(mu) + 40.0)
     n = np.arange(n_max + 1, dtype=np.float64)
     return n, poisson_pmf(n, mu)
 
@@ -140,7 +138,9 @@ def pns_forward_fraction(link: DecoyBB84Params, length_km: float, mu: float) -> 
     dark_only = 1.0 - silent2
     n, pn = _poisson_table(mu)
     multi = n >= 2
-    forwarded = float(np.sum(pn[multi] * (1.0 - silent2 * (1.0 - link.detector_efficiency) ** (n[multi] - 1))))
+    forwarded = float(
+        np.sum(pn[multi] * (1.0 - silent2 * (1.0 - link.detector_efficiency) ** (n[multi] - 1)))
+    )
     p_multi = float(np.sum(pn[multi]))
     denominator = forwarded - dark_only * p_multi
     if denominator <= 0.0:
@@ -205,10 +205,12 @@ def decoy_attacked_outcomes(
             n, pn = _poisson_table(mu)
             forwarded = np.where(n >= 2, s * pn, 0.0)
             blocked = 1.0 - float(np.sum(forwarded))
-            for m, to_correct in enumerate((1.0 - e_d, 0.5)):
-                quiet = fock_quiet(np.maximum(n - 1.0, 0.0), eta_bob, to_correct, p)
-                mixed = [blocked * (1.0 - p) ** k + float(np.sum(forwarded * q)) for k, q in
-                         zip((1, 1, 2), quiet, strict=True)]
+            for m, routing in enumerate((1.0 - e_d, 0.5)):
+                quiet = fock_quiet(np.maximum(n - 1.0, 0.0), eta_bob, routing, p)
+                mixed = [
+                    blocked * (1.0 - p) ** k + float(np.sum(forwarded * q))
+                    for k, q in zip((1, 1, 2), quiet, strict=True)
+                ]
                 out[c, m] = pair_outcomes(*mixed)
         else:
             silent2 = (1.0 - p) ** 2
@@ -276,4 +278,3 @@ def bbm92_bob_arm_attacked(
     out[..., 2] = fire * (1.0 - bit0)
     out[..., 0] = 1.0 - out[..., 1] - out[..., 2]
     return out
-

@@ -5,6 +5,11 @@ hash family (Carter and Wegman 1979; Krawczyk 1994), so by the leftover hash lem
 is close to uniform for Eve when m is below the smooth min-entropy (Tomamichel, Lim, Gisin,
 Renner, Nat. Commun. 3, 634 (2012)). T x is the middle of the convolution seed * x, computed as
 a cyclic convolution of length >= n + m - 1 with real FFTs in O(n log n).
+
+The protocol uses the *modified* Toeplitz family [I_m | T] with T an m x (n - m) Toeplitz
+matrix (Hayashi and Tsurumaru, IEEE TIT 62, 2213 (2016)): still two-universal (a difference
+confined to the first m bits never collides; otherwise T d is uniform), with an (n - 1)-bit
+seed and a convolution of length n - 1 instead of n + m - 1, so the FFTs are shorter.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ def _check_bits(name: str, bits: npt.ArrayLike) -> BitArray:
 
 def _window_sums(seed: BitArray, n: int, m: int) -> npt.NDArray[np.int64]:
     """sum_{j<n} seed[i - j + n - 1] for i < m: the ones in row i of the Toeplitz matrix."""
-    csum = np.concatenate(([0], np.cumsum(seed, dtype=np.int64)))
+    csum = np.zeros(seed.size + 1, dtype=np.int64)
+    csum[1:] = np.cumsum(seed, dtype=np.int32)
     return np.asarray(csum[n : n + m] - csum[0:m])
 
 
@@ -57,8 +63,8 @@ def toeplitz_hash(key: npt.ArrayLike, seed: npt.ArrayLike, output_bits: int) -> 
     x = _check_bits("key", key)
     s = _check_bits("seed", seed)
     n, m = x.size, int(output_bits)
-    if m < 0 or m > n:
-        raise ValueError(f"output_bits={output_bits} must be between 0 and the key length {n}")
+    if m < 0:
+        raise ValueError(f"output_bits={output_bits} must be >= 0")
     if s.size != n + m - 1 and m > 0:
         raise ValueError(f"seed has {s.size} bits; a {m} x {n} Toeplitz matrix needs {n + m - 1}")
     if m == 0:
@@ -84,6 +90,32 @@ def toeplitz_hash_reference(key: npt.ArrayLike, seed: npt.ArrayLike, output_bits
     return np.asarray((s[rows] @ x) & 1, dtype=np.uint8)
 
 
+def modified_toeplitz_hash(key: npt.ArrayLike, seed: npt.ArrayLike, output_bits: int) -> BitArray:
+    """y = x[:m] XOR T x[m:], T the m x (n - m) Toeplitz matrix of the (n - 1)-bit seed."""
+    x = _check_bits("key", key)
+    s = _check_bits("seed", seed)
+    n, m = x.size, int(output_bits)
+    if m < 0 or m > n:
+        raise ValueError(f"output_bits={output_bits} must be between 0 and the key length {n}")
+    if m == 0:
+        return np.zeros(0, dtype=np.uint8)
+    if m == n:
+        return x.copy()
+    if s.size != n - 1:
+        raise ValueError(f"seed has {s.size} bits; the modified Toeplitz hash needs {n - 1}")
+    return np.asarray(x[:m] ^ toeplitz_hash(x[m:], s, m), dtype=np.uint8)
+
+
+def modified_seed_bits(n: int, m: int) -> int:
+    """Seed length of the modified Toeplitz hash of n bits to m bits."""
+    return n - 1 if 0 < m < n else 0
+
+
+def random_bits(rng: np.random.Generator, n: int) -> BitArray:
+    """n uniform bits from the generator (bytes unpacked: ~8x faster than integers(0, 2))."""
+    return np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
+
+
 @dataclass
 class AmplificationResult:
     """One side's final key and the seed length used."""
@@ -100,14 +132,13 @@ class ToeplitzAmplifier:
     def alice(
         self, ep: Endpoint, key: BitArray, output_bits: int, rng: np.random.Generator
     ) -> AmplificationResult:
-        n = key.size
-        seed_len = n + output_bits - 1 if output_bits > 0 else 0
-        seed = rng.integers(0, 2, seed_len, dtype=np.uint8)
+        seed_len = modified_seed_bits(key.size, output_bits)
+        seed = random_bits(rng, seed_len)
         ep.send("pa.seed", {"seed": np.packbits(seed), "bits": seed_len, "m": output_bits})
-        return AmplificationResult(toeplitz_hash(key, seed, output_bits), seed_len)
+        return AmplificationResult(modified_toeplitz_hash(key, seed, output_bits), seed_len)
 
     def bob(self, ep: Endpoint, key: BitArray) -> AmplificationResult:
         msg = ep.recv("pa.seed")
         seed_len, m = int(msg.public["bits"]), int(msg.public["m"])
         seed = np.unpackbits(msg.public["seed"], count=seed_len)
-        return AmplificationResult(toeplitz_hash(key, seed, m), seed_len)
+        return AmplificationResult(modified_toeplitz_hash(key, seed, m), seed_len)

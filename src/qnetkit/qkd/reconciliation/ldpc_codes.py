@@ -1,0 +1,578 @@
+"""Irregular LDPC parity-check matrices for syndrome reconciliation over the BSC.
+
+Degree distributions (edge perspective, lambda(x) = sum_i lambda_i x^(i-1), likewise rho) come
+from two published families optimised with density evolution for the binary symmetric channel:
+
+* Elkouss, Leverrier, Alleaume, Boutros, "Efficient reconciliation protocol for discrete-variable
+  quantum key distribution", Proc. IEEE ISIT 2009, 1879-1883 (arXiv:0901.2140), Table I: rates
+  0.50 ... 0.90 in steps of 0.05, BP thresholds close to the Shannon limit.
+* Martinez-Mateo, Elkouss, Martin, "Blind reconciliation", Quantum Inf. Comput. 12, 791 (2012),
+  Appendix B: rates 0.5 ... 0.8 with at most 6.06 edges per bit (designed for short codes).
+
+One transcription fix: in the rate-0.85 row of Elkouss et al. (2009) the coefficient printed as
+``0.094274 x^4`` makes lambda sum to 1.0515; ``0.04274`` restores sum(lambda) = 1 and the design
+rate 0.849, so that is what we use.
+
+Construction: progressive edge growth (Hu, Eleftheriou, Arnold, IEEE Trans. Inf. Theory 51, 386
+(2005)) with the variable degrees fixed by lambda and the check degrees by rho (each check has a
+target degree; among the candidate checks we pick the one with the most free sockets). The
+breadth-first search around the current variable node always covers two check levels, so no
+4-cycles are ever created while a socket is free elsewhere; the third level (6-cycles) is
+searched within a work budget, which keeps an n = 2^16 code to about a second in numba.
+
+Rate adaptation needs, per code, an ordered list of positions that may be punctured. We use the
+untainted puncturing algorithm of Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for
+irregular low-density parity-check codes", IEEE Wireless Commun. Lett. 1, 585 (2012): greedily
+puncture the node with the smallest second neighbourhood N^2(v), then remove N^2(v) from the
+candidates. Every check then touches at most one punctured symbol, which is what lets the
+reconciler recover each punctured value in one decoding step and lets it fix the punctured values
+so that one syndrome bit per punctured symbol is known to be zero (see ``ldpc.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numba as nb
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from qnetkit.errors import ParameterError
+
+IntArray = npt.NDArray[np.int64]
+BitArray = npt.NDArray[np.uint8]
+
+# Number of check levels the PEG search always completes (2 = no 4-cycles), the level it may
+# reach within the work budget (3 = avoid 6-cycles) and that budget in visited edges.
+_FULL_LEVELS = 2
+_MAX_LEVELS = 3
+_BFS_BUDGET = 1500
+
+
+@dataclass(frozen=True)
+class DegreeDistribution:
+    """An LDPC ensemble: edge-perspective variable (lambda) and check (rho) degree fractions."""
+
+    rate: float
+    lam: tuple[tuple[int, float], ...]
+    rho: tuple[tuple[int, float], ...]
+    threshold: float  # BP threshold (BSC crossover probability) reported by the source
+    source: str
+
+    @property
+    def design_rate(self) -> float:
+        """1 - (sum rho_i / i) / (sum lambda_i / i), Eq. (5) of Elkouss et al. (2009)."""
+        return 1.0 - _inv_mean(self.rho) / _inv_mean(self.lam)
+
+    @property
+    def edges_per_bit(self) -> float:
+        return 1.0 / _inv_mean(self.lam)
+
+
+def _inv_mean(dist: tuple[tuple[int, float], ...]) -> float:
+    total = sum(f for _, f in dist)
+    return sum(f / d for d, f in dist) / total
+
+
+def _dist(poly: dict[int, float]) -> tuple[tuple[int, float], ...]:
+    """{exponent: coefficient} as printed (x^(i-1)) -> ((degree i, fraction), ...)."""
+    return tuple((e + 1, c) for e, c in sorted(poly.items()))
+
+
+_E09 = "Elkouss, Leverrier, Alleaume, Boutros, ISIT 2009, Table I"
+_MM12 = "Martinez-Mateo, Elkouss, Martin, QIC 12, 791 (2012), Appendix B"
+
+ELKOUSS_2009: dict[float, DegreeDistribution] = {
+    0.50: DegreeDistribution(
+        0.50,
+        _dist({1: 0.14438, 2: 0.19026, 3: 0.01836, 4: 0.00233, 5: 0.04697, 7: 0.053943,
+               8: 0.05590, 9: 0.01290, 10: 0.00162, 13: 0.06159, 14: 0.13115, 16: 0.01481,
+               46: 0.00879, 48: 0.00650, 54: 0.00210, 55: 0.00099, 56: 0.11178, 57: 0.06238,
+               58: 0.05094, 65: 0.02230}),
+        _dist({9: 0.47575, 11: 0.46847, 12: 0.02952, 13: 0.02626}),
+        0.1071, _E09),
+    0.55: DegreeDistribution(
+        0.55,
+        _dist({1: 0.16880, 2: 0.20994, 5: 0.18095, 14: 0.03846, 15: 0.02635, 17: 0.23454,
+               18: 0.05815, 30: 0.08280}),
+        _dist({9: 0.27631, 10: 0.72369}),
+        0.0904, _E09),
+    0.60: DegreeDistribution(
+        0.60,
+        _dist({1: 0.11040, 2: 0.20804, 7: 0.14163, 8: 0.14858, 25: 0.14438, 26: 0.08909,
+               45: 0.00748, 70: 0.15038}),
+        _dist({1: 0.00036, 9: 0.13063, 12: 0.31068, 17: 0.49341, 18: 0.064915}),
+        0.0766, _E09),
+    0.65: DegreeDistribution(
+        0.65,
+        _dist({1: 0.10451, 2: 0.15652, 3: 0.08057, 4: 0.00056, 8: 0.12151, 12: 0.10485,
+               14: 0.10719, 20: 0.00771, 50: 0.31656}),
+        _dist({1: 0.000578, 14: 0.06089, 15: 0.47001, 20: 0.46852}),
+        0.0633, _E09),
+    0.70: DegreeDistribution(
+        0.70,
+        _dist({1: 0.05343, 2: 0.29406, 5: 0.00896, 8: 0.15571, 11: 0.12189, 24: 0.19872,
+               45: 0.09572, 61: 0.02741, 64: 0.04056, 72: 0.00354}),
+        _dist({19: 0.76922, 20: 0.23077}),
+        0.0504, _E09),
+    0.75: DegreeDistribution(
+        0.75,
+        _dist({1: 0.10805, 2: 0.09511, 3: 0.01449, 4: 0.13764, 5: 0.10667, 6: 0.05288,
+               27: 0.01107, 30: 0.47408}),
+        _dist({24: 0.74161, 25: 0.25839}),
+        0.0392, _E09),
+    0.80: DegreeDistribution(
+        0.80,
+        _dist({1: 0.09420, 2: 0.18088, 5: 0.11972, 6: 0.08550, 7: 0.09816, 16: 0.07194,
+               25: 0.34960}),
+        _dist({28: 0.58807, 29: 0.41193}),
+        0.0298, _E09),
+    0.85: DegreeDistribution(
+        0.85,
+        # x^4 coefficient printed as 0.094274; 0.04274 makes sum(lambda) = 1 (see module doc).
+        _dist({1: 0.04528, 2: 0.20537, 3: 0.05878, 4: 0.04274, 5: 0.08454, 6: 0.01176,
+               8: 0.05137, 20: 0.50015}),
+        _dist({40: 0.54204, 41: 0.45795}),
+        0.0199, _E09),
+    0.90: DegreeDistribution(
+        0.90,
+        _dist({1: 0.07689, 2: 0.28096, 4: 0.08933, 8: 0.19620, 11: 0.30631, 20: 0.05031}),
+        _dist({49: 0.95025, 50: 0.04975}),
+        0.0109, _E09),
+}
+
+MARTINEZ_MATEO_2012: dict[float, DegreeDistribution] = {
+    0.5: DegreeDistribution(
+        0.5,
+        _dist({1: 0.159673, 2: 0.121875, 3: 0.11261, 4: 0.190871, 9: 0.0770616, 24: 0.337909}),
+        _dist({8: 0.360479, 9: 0.639521}),
+        0.102592, _MM12),
+    0.6: DegreeDistribution(
+        0.6,
+        _dist({1: 0.11653, 2: 0.125646, 3: 0.108507, 4: 0.0534223, 6: 0.0727228,
+               7: 0.0347964, 8: 0.0729986, 17: 0.0752607, 31: 0.117103, 44: 0.223013}),
+        _dist({13: 0.582731, 14: 0.417269}),
+        0.0745261, _MM12),
+    0.7: DegreeDistribution(
+        0.7,
+        _dist({1: 0.091699, 2: 0.171401, 3: 0.0683878, 4: 0.120523, 10: 0.187471,
+               27: 0.208278, 29: 0.152239}),
+        _dist({18: 0.806453, 19: 0.193547}),
+        0.0501875, _MM12),
+    0.8: DegreeDistribution(
+        0.8,
+        _dist({1: 0.0667948, 2: 0.194832, 3: 0.0570523, 4: 0.0645024, 8: 0.204606,
+               14: 0.0964409, 28: 0.23872, 34: 0.0770523}),
+        _dist({29: 0.708874, 30: 0.291126}),
+        0.0289413, _MM12),
+}
+
+FAMILIES: dict[str, dict[float, DegreeDistribution]] = {
+    "elkouss2009": ELKOUSS_2009,
+    "martinez2012": MARTINEZ_MATEO_2012,
+}
+
+
+# --- degree sequences ---------------------------------------------------------------------
+
+
+def _node_counts(dist: tuple[tuple[int, float], ...], nodes: int) -> dict[int, int]:
+    """Edge fractions -> node counts summing exactly to ``nodes`` (largest remainders)."""
+    inv = _inv_mean(dist)
+    total = sum(f for _, f in dist)
+    raw = {d: nodes * (f / total / d) / inv for d, f in dist}
+    counts = {d: math.floor(x) for d, x in raw.items()}
+    short = nodes - sum(counts.values())
+    for d in sorted(raw, key=lambda d: raw[d] - counts[d], reverse=True)[:short]:
+        counts[d] += 1
+    return counts
+
+
+def degree_sequences(dist: DegreeDistribution, n: int) -> tuple[IntArray, IntArray]:
+    """Variable degrees (ascending, length n) and check degrees (length m = round(n (1 - R))).
+
+    Variable counts follow lambda; check counts follow rho and are then nudged one edge at a
+    time (a check of the most common degree gains or loses a socket) until both sides carry the
+    same number of edges.
+    """
+    m = round(n * (1.0 - dist.rate))
+    vcounts = _node_counts(dist.lam, n)
+    var_deg = np.repeat(
+        np.array(sorted(vcounts), dtype=np.int64),
+        np.array([vcounts[d] for d in sorted(vcounts)], dtype=np.int64),
+    )
+    edges = int(var_deg.sum())
+    ccounts = _node_counts(dist.rho, m)
+    chk = sorted(d for d, c in ccounts.items() for _ in range(c))
+    chk_deg = np.array(chk, dtype=np.int64)
+    diff = edges - int(chk_deg.sum())
+    if diff:
+        # Spread the correction over the most common degree so rho stays concentrated.
+        common = max(ccounts, key=lambda d: ccounts[d])
+        idx = np.flatnonzero(chk_deg == common)
+        step = 1 if diff > 0 else -1
+        for k in range(abs(diff)):
+            chk_deg[idx[k % idx.size]] += step
+    return var_deg, chk_deg
+
+
+# --- progressive edge growth (numba) -------------------------------------------------------
+
+
+@nb.njit(cache=True, inline="always")
+def _add_edge(
+    v: int,
+    k: int,
+    c: int,
+    var_ptr: IntArray,
+    var_adj: IntArray,
+    chk_ptr: IntArray,
+    chk_adj: IntArray,
+    chk_cnt: IntArray,
+    free: IntArray,
+    order: IntArray,
+    pos: IntArray,
+    start: IntArray,
+) -> None:
+    var_adj[var_ptr[v] + k] = c
+    chk_adj[chk_ptr[c] + chk_cnt[c]] = v
+    chk_cnt[c] += 1
+    r = free[c]
+    if r > 0:
+        # Move c from bucket r to bucket r-1: swap it with the bucket's first element.
+        first = start[r]
+        other = order[first]
+        p = pos[c]
+        order[first] = c
+        order[p] = other
+        pos[other] = p
+        pos[c] = first
+        start[r] += 1
+        free[c] = r - 1
+
+
+@nb.njit(cache=True)
+def _peg_kernel(
+    var_deg: IntArray, chk_cap: IntArray, rand: IntArray, budget: int
+) -> tuple[IntArray, IntArray]:
+    n = var_deg.size
+    m = chk_cap.size
+    var_ptr = np.zeros(n + 1, np.int64)
+    for v in range(n):
+        var_ptr[v + 1] = var_ptr[v] + var_deg[v]
+    n_edges = var_ptr[n]
+    var_adj = np.full(n_edges, -1, np.int64)
+    slack = 8
+    chk_ptr = np.zeros(m + 1, np.int64)
+    for c in range(m):
+        chk_ptr[c + 1] = chk_ptr[c] + chk_cap[c] + slack
+    chk_adj = np.full(chk_ptr[m], -1, np.int64)
+    chk_cnt = np.zeros(m, np.int64)
+    free = chk_cap.copy()  # free sockets; < 0 never happens, overfilled checks sit at 0
+
+    # Bucket queue over free sockets: order[start[r]:start[r+1]] holds the checks with r free.
+    rmax = 0
+    for c in range(m):
+        rmax = max(rmax, free[c])
+    start = np.zeros(rmax + 2, np.int64)
+    for c in range(m):
+        start[free[c] + 1] += 1
+    for r in range(rmax + 1):
+        start[r + 1] += start[r]
+    fill = start[:-1].copy()
+    order = np.zeros(m, np.int64)
+    pos = np.zeros(m, np.int64)
+    for c in range(m):
+        r = free[c]
+        order[fill[r]] = c
+        pos[c] = fill[r]
+        fill[r] += 1
+
+    chk_stamp = np.zeros(m, np.int64)
+    chk_level = np.zeros(m, np.int64)
+    var_stamp = np.zeros(n, np.int64)
+    marked = np.zeros(m, np.int64)
+    # Degree-2 nodes first form a zigzag path through the checks (v joins checks v and v+1),
+    # so no cycle, hence no low-weight codeword, is made of degree-2 nodes alone; the rest of
+    # them (high-rate ensembles have more than m - 1) go through PEG with an unbounded search.
+    n_zig = 0
+    while n_zig < min(n, m - 1) and var_deg[n_zig] == 2:
+        v = n_zig
+        _add_edge(v, 0, v, var_ptr, var_adj, chk_ptr, chk_adj, chk_cnt, free, order, pos, start)
+        _add_edge(v, 1, v + 1, var_ptr, var_adj, chk_ptr, chk_adj, chk_cnt, free, order, pos, start)
+        n_zig += 1
+    stamp = 0
+    e = 0
+    for v in range(n_zig, n):
+        deep = var_deg[v] == 2
+        max_levels = m if deep else _MAX_LEVELS
+        limit = 1 << 62 if deep else budget
+        for k in range(var_deg[v]):
+            stamp += 1
+            n_marked = 0
+            var_stamp[v] = stamp
+            for j in range(k):
+                c = var_adj[var_ptr[v] + j]
+                if chk_stamp[c] != stamp:
+                    chk_stamp[c] = stamp
+                    chk_level[c] = 0
+                    marked[n_marked] = c
+                    n_marked += 1
+            # Breadth-first search by check levels.
+            lo = 0
+            hi = n_marked
+            level = 0
+            work = 0
+            while level < max_levels and hi > lo:
+                for t in range(lo, hi):
+                    c = marked[t]
+                    for u in range(chk_ptr[c], chk_ptr[c] + chk_cnt[c]):
+                        w = chk_adj[u]
+                        if var_stamp[w] == stamp:
+                            continue
+                        var_stamp[w] = stamp
+                        for q in range(var_ptr[w], var_ptr[w + 1]):
+                            c2 = var_adj[q]
+                            if c2 < 0:
+                                break
+                            work += 1
+                            if chk_stamp[c2] != stamp:
+                                chk_stamp[c2] = stamp
+                                chk_level[c2] = level + 1
+                                marked[n_marked] = c2
+                                n_marked += 1
+                    if level + 1 >= _FULL_LEVELS and work > limit:
+                        break
+                lo = hi
+                hi = n_marked
+                level += 1
+                if level >= _FULL_LEVELS and work > limit:
+                    break
+            # Unreached check with the most free sockets (random start within the bucket).
+            chosen = -1
+            for r in range(rmax, 0, -1):
+                b0 = start[r]
+                size = start[r + 1] - b0
+                if size == 0:
+                    continue
+                off = rand[e] % size
+                for t in range(size):
+                    c = order[b0 + (off + t) % size]
+                    if chk_stamp[c] != stamp:
+                        chosen = c
+                        break
+                if chosen >= 0:
+                    break
+            if chosen < 0:
+                # Every check with a free socket is reached: take the deepest level >= 2 (a
+                # 6-cycle or longer), then the most free sockets (PEG's rule when the tree
+                # spans the graph).
+                best_level = 1
+                best_free = 0
+                for t in range(n_marked):
+                    c = marked[t]
+                    if free[c] > 0 and chk_level[c] > 1:
+                        if chk_level[c] > best_level or (
+                            chk_level[c] == best_level and free[c] > best_free
+                        ):
+                            best_level = chk_level[c]
+                            best_free = free[c]
+                            chosen = c
+            if chosen < 0:
+                # Only checks at distance <= 1 have free sockets: rather than close a 4-cycle,
+                # overfill the check outside that distance that is the least over its target
+                # (the check degrees then spread by one around rho).
+                best_over = 1 << 60
+                for c in range(m):
+                    if chk_stamp[c] == stamp and chk_level[c] <= 1:
+                        continue
+                    over = chk_cnt[c] - chk_cap[c]
+                    if over < best_over and chk_ptr[c] + chk_cnt[c] < chk_ptr[c + 1]:
+                        best_over = over
+                        chosen = c
+            if chosen < 0:
+                # Last resort (tiny or dense graphs): the emptiest check not adjacent to v.
+                best_over = 1 << 60
+                for c in range(m):
+                    if chk_stamp[c] == stamp and chk_level[c] == 0:
+                        continue
+                    over = chk_cnt[c] - chk_cap[c]
+                    if over < best_over and chk_ptr[c] + chk_cnt[c] < chk_ptr[c + 1]:
+                        best_over = over
+                        chosen = c
+            _add_edge(v, k, chosen, var_ptr, var_adj, chk_ptr, chk_adj, chk_cnt, free, order, pos, start)
+            e += 1
+    return var_ptr, var_adj
+
+
+@nb.njit(cache=True)
+def _untainted_kernel(
+    indptr: IntArray, indices: IntArray, cindptr: IntArray, cindices: IntArray, order: IntArray
+) -> IntArray:
+    """Greedy untainted puncturing in the given candidate order (Elkouss et al. 2012)."""
+    n = cindptr.size - 1
+    candidate = np.ones(n, np.bool_)
+    out = np.zeros(n, np.int64)
+    k = 0
+    for v in order:
+        if not candidate[v]:
+            continue
+        out[k] = v
+        k += 1
+        for q in range(cindptr[v], cindptr[v + 1]):
+            c = cindices[q]
+            for u in range(indptr[c], indptr[c + 1]):
+                candidate[indices[u]] = False
+    return out[:k]
+
+
+@nb.njit(cache=True)
+def _second_neighbourhood_sizes(
+    indptr: IntArray, indices: IntArray, cindptr: IntArray, cindices: IntArray
+) -> IntArray:
+    """|N^2(v)|: distinct variable nodes sharing a check with v (v included)."""
+    n = cindptr.size - 1
+    stamp = np.full(n, -1, np.int64)
+    out = np.zeros(n, np.int64)
+    for v in range(n):
+        cnt = 0
+        for q in range(cindptr[v], cindptr[v + 1]):
+            c = cindices[q]
+            for u in range(indptr[c], indptr[c + 1]):
+                w = indices[u]
+                if stamp[w] != v:
+                    stamp[w] = v
+                    cnt += 1
+        out[v] = cnt
+    return out
+
+
+@nb.njit(cache=True)
+def syndrome_kernel(indptr: IntArray, indices: IntArray, words: BitArray) -> BitArray:
+    """Syndromes H w (mod 2) of every row of ``words`` (frames x n) with H in CSR form."""
+    frames = words.shape[0]
+    m = indptr.size - 1
+    out = np.zeros((frames, m), np.uint8)
+    for f in range(frames):
+        w = words[f]
+        for c in range(m):
+            acc = 0
+            for u in range(indptr[c], indptr[c + 1]):
+                acc ^= w[indices[u]]
+            out[f, c] = acc
+    return out
+
+
+# --- codes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LdpcCode:
+    """One mother code: H (m x n CSR, uint8) plus what rate adaptation needs.
+
+    ``puncture_order`` lists untainted positions (at most one per check) in the order they should
+    be punctured; ``private_check[i]`` is a check touching ``puncture_order[i]`` and no other
+    puncturable position. ``shorten_order`` lists the other positions in a seeded random order,
+    followed by the puncturable ones last-first, so a frame that punctures the first ``p`` of
+    ``puncture_order`` can shorten the first ``s <= n - p`` of ``shorten_order`` and the two sets
+    never overlap.
+    """
+
+    H: sp.csr_matrix
+    rate: float
+    family: str
+    seed: int
+    puncture_order: IntArray
+    private_check: IntArray
+    shorten_order: IntArray
+    var_degrees: IntArray = field(repr=False)
+    check_degrees: IntArray = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.H.shape[1])
+
+    @property
+    def m(self) -> int:
+        return int(self.H.shape[0])
+
+    @property
+    def max_puncture(self) -> int:
+        return int(self.puncture_order.size)
+
+    def syndromes(self, words: BitArray) -> BitArray:
+        """H w mod 2 for each row of ``words`` (shape frames x n)."""
+        return syndrome_kernel(
+            self.H.indptr.astype(np.int64),
+            self.H.indices.astype(np.int64),
+            np.ascontiguousarray(words, dtype=np.uint8),
+        )
+
+
+def build_parity_check(dist: DegreeDistribution, n: int, seed: int) -> sp.csr_matrix:
+    """PEG parity-check matrix (m x n, CSR, uint8) for ``dist``; deterministic in ``seed``."""
+    if n < 64:
+        raise ParameterError("n", n, "code length must be >= 64")
+    var_deg, chk_deg = degree_sequences(dist, n)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, n, round(dist.rate * 1000)]))
+    chk_deg = rng.permutation(chk_deg)
+    rand = rng.integers(0, 2**62, size=int(var_deg.sum()), dtype=np.int64)
+    var_ptr, var_adj = _peg_kernel(var_deg, chk_deg, rand, _BFS_BUDGET)
+    cols = np.repeat(np.arange(n, dtype=np.int64), var_deg)
+    H = sp.csr_matrix(
+        (np.ones(var_adj.size, dtype=np.uint8), (var_adj, cols)), shape=(chk_deg.size, n)
+    )
+    H.sum_duplicates()
+    H.data[:] = 1  # a duplicate edge would cancel over GF(2); PEG never creates one
+    H.sort_indices()
+    return H
+
+
+def untainted_puncturing(H: sp.csr_matrix, rng: np.random.Generator) -> IntArray:
+    """Puncturable positions, in puncturing order, by the untainted algorithm (ties random)."""
+    Hc = H.tocsc()
+    args = (
+        H.indptr.astype(np.int64),
+        H.indices.astype(np.int64),
+        Hc.indptr.astype(np.int64),
+        Hc.indices.astype(np.int64),
+    )
+    score = _second_neighbourhood_sizes(*args)
+    order = np.lexsort((rng.random(score.size), score)).astype(np.int64)
+    return np.asarray(_untainted_kernel(*args, order), dtype=np.int64)
+
+
+def count_four_cycles(H: sp.csr_matrix) -> int:
+    """Number of 4-cycles: pairs of checks sharing k >= 2 variables contribute C(k, 2)."""
+    A = H.astype(np.int64)
+    overlap = (A @ A.T).tocoo()
+    k = overlap.data[overlap.row < overlap.col]
+    return int(np.sum(k * (k - 1) // 2))
+
+
+@lru_cache(maxsize=64)
+def get_code(rate: float, n: int, family: str = "elkouss2009", seed: int = 1) -> LdpcCode:
+    """The mother code of ``rate`` and length ``n`` (built once per process, then cached)."""
+    try:
+        dist = FAMILIES[family][rate]
+    except KeyError:
+        raise ParameterError(
+            "rate", rate, f"no {family} degree distribution for this rate"
+        ) from None
+    H = build_parity_check(dist, n, seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, n, round(rate * 1000), 7]))
+    punct = untainted_puncturing(H, rng)
+    Hc = H.tocsc()
+    private = Hc.indices[Hc.indptr[punct]].astype(np.int64)
+    is_punct = np.zeros(n, dtype=bool)
+    is_punct[punct] = True
+    rest = rng.permutation(np.flatnonzero(~is_punct)).astype(np.int64)
+    shorten = np.concatenate([rest, punct[::-1]])
+    var_deg = np.diff(Hc.indptr).astype(np.int64)
+    chk_deg = np.diff(H.indptr).astype(np.int64)
+    for arr in (punct, private, shorten, var_deg, chk_deg):
+        arr.setflags(write=False)
+    return LdpcCode(H, rate, family, seed, punct, private, shorten, var_deg, chk_deg)
