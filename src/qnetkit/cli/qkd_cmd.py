@@ -28,6 +28,7 @@ from qnetkit.qkd.channel import (
     ChannelError,
     TcpListener,
     local_pair,
+    parse_address,
     run_parties,
     tcp_connect,
 )
@@ -288,6 +289,11 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Simulate a link: quantum stage, sifting, estimation, EC, verification, PA, auth."""
+    if peer is not None:
+        try:
+            parse_address(peer)
+        except ValueError as exc:
+            raise CliUsageError(f"--peer {peer!r}: {exc}") from None
     config = build_config(
         protocol=protocol,
         preset=preset,

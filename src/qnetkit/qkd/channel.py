@@ -17,6 +17,7 @@ import queue
 import socket
 import struct
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -373,10 +374,18 @@ def parse_address(text: str, *, allow_any_port: bool = False) -> tuple[str, int]
 def tcp_connect(role: str, address: str, timeout_s: float = 30.0) -> TcpEndpoint:
     """Connect to a listening peer at 'HOST:PORT'."""
     host, port = parse_address(address)
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout_s)
-    except OSError as exc:
-        raise ChannelError(f"cannot connect to {address}: {exc.strerror or exc}") from None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout_s)
+            break
+        except ConnectionRefusedError as exc:
+            # The peer may still be starting: retry until the deadline.
+            if time.monotonic() >= deadline:
+                raise ChannelError(f"cannot connect to {address}: {exc.strerror}") from None
+            time.sleep(0.1)
+        except OSError as exc:
+            raise ChannelError(f"cannot connect to {address}: {exc.strerror or exc}") from None
     sock.settimeout(None)
     return TcpEndpoint(role, sock)
 

@@ -1,0 +1,116 @@
+"""`qnetkit qkd ...` as a user runs it: real processes, stdout JSON, exit codes, TCP peers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QNETKIT = Path(sys.executable).with_name("qnetkit")
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(QNETKIT), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_run_json_has_every_field_and_matching_keys() -> None:
+    proc = run("qkd", "run", "--preset", "gys2004", "--length-km", "10", "--pulses", "1e8",
+               "--reconciliation", "cascade", "--seed", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # exactly one JSON object on stdout
+    for key in ("pulses", "sifted_bits", "qber", "phase_error_bound", "leaked_ec_bits",
+                "ec_efficiency", "secret_key_bits", "key_rate_per_pulse", "keys_match",
+                "aborted", "abort_reason", "wall_s", "stage_wall_s", "secret_bits_per_wall_s"):
+        assert key in out
+    assert out["pulses"] == 10**8 and out["keys_match"] is True and out["aborted"] is False
+    assert 0.025 < out["qber"] < 0.04  # gys2004: e_detector 3.3 % plus dark counts
+    assert out["secret_key_bits"] > 10_000
+    assert set(out["stage_wall_s"]) >= {"quantum", "sifting", "reconciliation",
+                                        "privacy-amplification", "authentication"}
+
+
+def test_intercept_resend_run_aborts_with_reason() -> None:
+    proc = run("qkd", "run", "--length-km", "10", "--pulses", "1e7", "--seed", "1",
+               "--attack", "intercept-resend", "--attack-fraction", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["aborted"] is True and out["secret_key_bits"] == 0
+    assert "abort threshold" in out["abort_reason"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--length-km", "-5"), "length"),
+        (("--pulses", "lots"), "--pulses"),
+        (("--pulses", "0"), "--pulses"),
+        (("--reconciliation", "turbo"), "--reconciliation"),
+        (("--attack", "laser"), "--attack"),
+        (("--attack", "intercept-resend", "--attack-fraction", "1.5"), "fraction"),
+        (("--preset", "nope"), "--preset"),
+        (("--intensities", "0.1,0.5,0"), "intensities"),
+        (("--peer", "nowhere"), "nowhere"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: tuple[str, ...], needle: str) -> None:
+    proc = run("qkd", "run", "--pulses", "1e6", *args) if "--pulses" not in args else run(
+        "qkd", "run", *args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_processes_over_tcp_give_the_one_process_key(tmp_path: Path) -> None:
+    port = _free_port()
+    bob = subprocess.Popen(
+        [str(QNETKIT), "qkd", "bob", "--listen", f"127.0.0.1:{port}", "--json",
+         "--key-out", str(tmp_path / "bob.key")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        alice = run("qkd", "run", "--peer", f"127.0.0.1:{port}", "--length-km", "10",
+                    "--pulses", "1e8", "--seed", "5", "--json",
+                    "--key-out", str(tmp_path / "alice.key"))
+        bob_out, bob_err = bob.communicate(timeout=120)
+    finally:
+        bob.kill()
+    assert alice.returncode == 0, alice.stderr
+    assert bob.returncode == 0, bob_err
+    local = run("qkd", "run", "--length-km", "10", "--pulses", "1e8", "--seed", "5", "--json",
+                "--key-out", str(tmp_path / "local.key"))
+    a_key = (tmp_path / "alice.key").read_bytes()
+    assert len(a_key) > 1000
+    assert a_key == (tmp_path / "bob.key").read_bytes() == (tmp_path / "local.key").read_bytes()
+    remote, single = json.loads(alice.stdout), json.loads(local.stdout)
+    assert remote["keys_match"] is True
+    assert remote["secret_key_bits"] == single["secret_key_bits"]
+    assert remote["leaked_ec_bits"] == single["leaked_ec_bits"]
+    assert json.loads(bob_out)["secret_key_bits"] == single["secret_key_bits"]
+
+
+def test_reconcile_and_amplify_commands() -> None:
+    proc = run("qkd", "reconcile", "--method", "cascade", "--qber", "0.03", "--bits", "16384",
+               "--frames", "4", "--seed", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["frame_error_rate"] == 0.0
+    assert 1.0 < out["ec_efficiency"] < 1.15 and out["channel_uses"] > 1
+    proc = run("qkd", "amplify", "--bits", "1e6", "--output-bits", "4e5", "--repeat", "2",
+               "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["bits_per_s"] > 1e6
+    bad = run("qkd", "reconcile", "--qber", "0.7")
+    assert bad.returncode == 2 and "--qber" in bad.stderr
