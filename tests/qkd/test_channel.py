@@ -24,7 +24,8 @@ from qnetkit.qkd.channel import (
 def _exchange(a: Endpoint, b: Endpoint, pool_a: AuthKeyPool, pool_b: AuthKeyPool) -> tuple:
     def alice() -> int:
         with a.stage("reconciliation"):
-            a.send("parities", {"blocks": np.arange(5, dtype=np.int64)}, leaked=np.ones(37, np.uint8))
+            blocks = {"blocks": np.arange(5, dtype=np.int64)}
+            a.send("parities", blocks, leaked=np.ones(37, np.uint8))
             a.recv("ack")
         return a.authenticate(pool_a)
 

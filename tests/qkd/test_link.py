@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from qnetkit.keyrate.common import binary_entropy
 from qnetkit.keyrate.decoy_bb84 import PRESETS, decoy_bb84_key_rate
 from qnetkit.qkd import link as link_mod
 from qnetkit.qkd.attacks import Attack
-from qnetkit.keyrate.common import binary_entropy
 from qnetkit.qkd.estimation import DecoyClasses, decoy_basis_bound
 from qnetkit.qkd.link import LinkConfig, simulate_link
 from qnetkit.qkd.quantum import DecoySourceParams, expected_gains_and_qber

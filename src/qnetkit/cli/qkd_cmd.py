@@ -19,7 +19,6 @@ from rich.table import Table
 
 from qnetkit.cli.errors import CliUsageError
 from qnetkit.cli.output import emit_json
-from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import binary_entropy
 from qnetkit.keyrate.decoy_bb84 import PRESETS as DECOY_PRESETS
 from qnetkit.qkd.attacks import Attack
@@ -131,7 +130,7 @@ def build_config(
             f"--reconciliation {reconciliation!r}: must be one of "
             f"{', '.join(RECONCILIATION_METHODS)}"
         )
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in {
             "detector_efficiency": detector_efficiency,
@@ -150,7 +149,9 @@ def build_config(
     if basis_prob_z is not None:
         src_kw["basis_prob_z"] = basis_prob_z
     source = DecoySourceParams(**src_kw)
-    timing = DetectorTimingParams(**({"dead_time_s": dead_time_s} if dead_time_s else {}))
+    timing = DetectorTimingParams() if dead_time_s is None else DetectorTimingParams(
+        dead_time_s=dead_time_s
+    )
     atk = None
     if attack is not None:
         if attack not in ATTACKS:
@@ -494,4 +495,4 @@ def amplify_benchmark(n: int, m: int, repeat: int, seed: int) -> dict[str, Any]:
     }
 
 
-__all__ = ["ParameterError", "app", "reconcile_benchmark", "amplify_benchmark"]
+__all__ = ["amplify_benchmark", "app", "reconcile_benchmark"]

@@ -19,21 +19,13 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from qnetkit.qkd.attacks import Attack
-from qnetkit.qkd.quantum import (
-    AliceRecord,
-    BobRecord,
-    DecoySourceParams,
-    DetectorTimingParams,
-    simulate_bbm92,
-    simulate_decoy_bb84,
-)
 
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.bbm92 import BBM92Params
 from qnetkit.keyrate.common import binary_entropy
 from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params
 from qnetkit.physics.validate import check_positive, check_probability
+from qnetkit.qkd.attacks import Attack
 from qnetkit.qkd.channel import (
     AuthKeyPool,
     Endpoint,
@@ -48,6 +40,14 @@ from qnetkit.qkd.estimation import (
     secret_key_length,
 )
 from qnetkit.qkd.privacy import ToeplitzAmplifier
+from qnetkit.qkd.quantum import (
+    AliceRecord,
+    BobRecord,
+    DecoySourceParams,
+    DetectorTimingParams,
+    simulate_bbm92,
+    simulate_decoy_bb84,
+)
 from qnetkit.qkd.reconciliation.base import Reconciler
 from qnetkit.qkd.verification import verify_alice, verify_bob
 
@@ -78,7 +78,8 @@ def make_reconciler(method: str) -> Reconciler:
     if method == "ldpc":
         from qnetkit.qkd.reconciliation.ldpc import LdpcReconciler
 
-        return LdpcReconciler()
+        ldpc: Reconciler = LdpcReconciler()
+        return ldpc
     raise ParameterError(
         "reconciliation", method, f"must be one of {', '.join(RECONCILIATION_METHODS)}"
     )
