@@ -33,7 +33,7 @@ from qnetkit.qkd.quantum import (
 
 GYS = DECOY_PRESETS["gys2004"]
 GYS_PAIRS = replace(BBM92_PRESETS["gys2004"], mu=0.1)
-SOURCE = DecoySourceParams()  # signal 0.48, decoy 0.1, vacuum
+SOURCE = DecoySourceParams(intensities=(0.48, 0.1, 0.0), intensity_probs=(0.8, 0.1, 0.1))
 SIGMAS = 4.5
 
 

@@ -40,7 +40,8 @@ from qnetkit.qkd.quantum import (
 
 GYS = DECOY_PRESETS["gys2004"]
 GYS_PAIRS = BBM92_PRESETS["gys2004"]
-SOURCE = DecoySourceParams()  # mu = 0.48 (signal), 0.1 (decoy), 0 (vacuum)
+# Ma et al. 2005 style source: mu = 0.48 (signal), 0.1 (decoy), 0 (vacuum).
+SOURCE = DecoySourceParams(intensities=(0.48, 0.1, 0.0), intensity_probs=(0.8, 0.1, 0.1))
 SIGMAS = 4.5
 
 
