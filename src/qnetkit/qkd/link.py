@@ -321,6 +321,7 @@ def _empty_stats() -> dict[str, Any]:
         "sifted_bits": 0,
         "sample_bits": 0,
         "sample_errors": 0,
+        "reconciled_bits": 0,
         "leaked_ec_bits": 0,
         "ec_channel_uses": 0,
         "errors_corrected": 0,
@@ -450,6 +451,7 @@ def _bob_block(
     timer.add("reconciliation", t)
     stats["leaked_ec_bits"] += rec.leaked_bits
     stats["ec_channel_uses"] += rec.channel_uses
+    stats["reconciled_bits"] += int(key.size)
     flipped = rec.key != key
     stats["errors_corrected"] += int(np.count_nonzero(flipped))
     t = time.perf_counter()
@@ -597,12 +599,10 @@ def summarise(
 ) -> dict[str, Any]:
     """The run's statistics as in ``qnetkit qkd run --json`` (Bob's view; no key material)."""
     st = bob.stats
-    n_ec = st["sifted_bits"] - st["sample_bits"]
-    qber = (
-        (st["errors_corrected"] + st["sample_errors"]) / st["sifted_bits"]
-        if st["sifted_bits"]
-        else 0.0
-    )
+    n_ec = st["reconciled_bits"]
+    # Errors are known exactly where reconciliation ran, and from the sample everywhere.
+    measured = n_ec + st["sample_bits"]
+    qber = (st["errors_corrected"] + st["sample_errors"]) / measured if measured else 0.0
     ec_qber = st["errors_corrected"] / n_ec if n_ec > 0 else 0.0
     h = float(binary_entropy(np.asarray(ec_qber)))
     ec_eff = st["leaked_ec_bits"] / (n_ec * h) if n_ec > 0 and h > 0 else None
