@@ -113,3 +113,16 @@ def test_verification_catches_one_flipped_bit() -> None:
         assert ra.passed == rb.passed == (flip is None)
         assert a.log.leaked_bits() == 128
     assert collision_probability(100_000) < 1e-25
+
+
+def test_fftw_single_precision_agrees_with_double_precision_scipy() -> None:
+    from qnetkit.qkd import privacy
+
+    rng = np.random.default_rng(21)
+    n, m = 300_000, 120_000
+    x = rng.integers(0, 2, n, dtype=np.uint8)
+    s = rng.integers(0, 2, n + m - 1, dtype=np.uint8)
+    single = privacy._convolve(s, x, m, np.float32)
+    double = privacy._convolve(s, x, m, np.float64)
+    assert np.max(np.abs(single - double)) < 0.05  # both within rounding of the same sums
+    assert np.array_equal(np.rint(2 * single), np.rint(2 * double))
