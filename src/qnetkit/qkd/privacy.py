@@ -122,15 +122,16 @@ def toeplitz_hash(key: npt.ArrayLike, seed: npt.ArrayLike, output_bits: int) -> 
         return np.zeros(0, dtype=np.uint8)
     # sum_j t_j x_j = sum_j (t_j - 1/2) x_j + (ones in the key) / 2
     offset = 0.5 * int(np.count_nonzero(x))
+    rounded: npt.NDArray[np.floating] = np.zeros(0)
     for dtype in (np.float32, np.float64):
         # Integer sums up to n < 2^22 with half fractions are exact in float32 too.
         work = dtype if (dtype is np.float64 or n < 2**22) else np.float64
-        total = _convolve(s, x, m, dtype).astype(work, copy=False)
-        total += work(offset)
+        total = np.asarray(_convolve(s, x, m, dtype), dtype=work)
+        total = total + np.asarray(offset, dtype=work)
         rounded = np.rint(total)
         if dtype is np.float64 or np.max(np.abs(total - rounded)) < _ROUNDING_GUARD:
             break
-    return (rounded.astype(np.int64) & 1).astype(np.uint8)
+    return np.asarray(rounded.astype(np.int64) & 1, dtype=np.uint8)
 
 
 def toeplitz_hash_reference(key: npt.ArrayLike, seed: npt.ArrayLike, output_bits: int) -> BitArray:

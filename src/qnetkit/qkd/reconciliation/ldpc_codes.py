@@ -43,13 +43,19 @@ import scipy.sparse as sp
 from qnetkit.errors import ParameterError
 
 IntArray = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
 BitArray = npt.NDArray[np.uint8]
 
 # Number of check levels the PEG search always completes (2 = no 4-cycles), the level it may
 # reach within the work budget (3 = avoid 6-cycles) and that budget in visited edges.
 _FULL_LEVELS = 2
 _MAX_LEVELS = 3
-_BFS_BUDGET = 1500
+_BFS_BUDGET = 300
+# The degree-2 nodes beyond the zigzag path search much deeper (cycles made only of degree-2
+# nodes are low-weight codewords); this budget still reaches cycles of length ~30 and up.
+_DEEP_BUDGET = 10_000
+# Random probes into a bucket of candidate checks before falling back to a scan.
+_PROBES = 16
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ def _dist(poly: dict[int, float]) -> tuple[tuple[int, float], ...]:
 _E09 = "Elkouss, Leverrier, Alleaume, Boutros, ISIT 2009, Table I"
 _MM12 = "Martinez-Mateo, Elkouss, Martin, QIC 12, 791 (2012), Appendix B"
 
+# fmt: off
 ELKOUSS_2009: dict[float, DegreeDistribution] = {
     0.50: DegreeDistribution(
         0.50,
@@ -170,6 +177,8 @@ MARTINEZ_MATEO_2012: dict[float, DegreeDistribution] = {
         0.0289413, _MM12),
 }
 
+# fmt: on
+
 FAMILIES: dict[str, dict[float, DegreeDistribution]] = {
     "elkouss2009": ELKOUSS_2009,
     "martinez2012": MARTINEZ_MATEO_2012,
@@ -222,7 +231,7 @@ def degree_sequences(dist: DegreeDistribution, n: int) -> tuple[IntArray, IntArr
 # --- progressive edge growth (numba) -------------------------------------------------------
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _add_edge(
     v: int,
     k: int,
@@ -254,7 +263,7 @@ def _add_edge(
         free[c] = r - 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _peg_kernel(
     var_deg: IntArray, chk_cap: IntArray, rand: IntArray, budget: int
 ) -> tuple[IntArray, IntArray]:
@@ -291,79 +300,98 @@ def _peg_kernel(
         pos[c] = fill[r]
         fill[r] += 1
 
-    chk_stamp = np.zeros(m, np.int64)
-    chk_level = np.zeros(m, np.int64)
-    var_stamp = np.zeros(n, np.int64)
-    marked = np.zeros(m, np.int64)
+    # Checks within distance 1 of the current variable v (level 0: its checks; level 1: checks
+    # of its checks' other variables) are tracked incrementally while v gains edges, so the
+    # 4-cycle test costs one expansion per edge instead of a search from scratch. Deeper levels
+    # are searched afresh for every edge, within the work budget.
+    near_stamp = np.full(m, -1, np.int64)
+    near_level = np.zeros(m, np.int64)
+    near = np.zeros(m, np.int64)
+    expanded = np.full(n, -1, np.int64)  # == v: this variable's checks are in the near set
+    far_stamp = np.zeros(m, np.int64)
+    far_level = np.zeros(m, np.int64)
+    far_vstamp = np.zeros(n, np.int64)
+    far = np.zeros(m, np.int64)
     # Degree-2 nodes first form a zigzag path through the checks (v joins checks v and v+1),
     # so no cycle, hence no low-weight codeword, is made of degree-2 nodes alone; the rest of
-    # them (high-rate ensembles have more than m - 1) go through PEG with an unbounded search.
+    # them (high-rate ensembles have more than m - 1) get a much deeper search.
     n_zig = 0
     while n_zig < min(n, m - 1) and var_deg[n_zig] == 2:
         v = n_zig
         _add_edge(v, 0, v, var_ptr, var_adj, chk_ptr, chk_adj, chk_cnt, free, order, pos, start)
         _add_edge(v, 1, v + 1, var_ptr, var_adj, chk_ptr, chk_adj, chk_cnt, free, order, pos, start)
         n_zig += 1
-    stamp = 0
     e = 0
     for v in range(n_zig, n):
         deep = var_deg[v] == 2
         max_levels = m if deep else _MAX_LEVELS
-        limit = 1 << 62 if deep else budget
+        limit = _DEEP_BUDGET if deep else budget
+        n_near = 0
+        expanded[v] = v
         for k in range(var_deg[v]):
-            stamp += 1
-            n_marked = 0
-            var_stamp[v] = stamp
-            for j in range(k):
-                c = var_adj[var_ptr[v] + j]
-                if chk_stamp[c] != stamp:
-                    chk_stamp[c] = stamp
-                    chk_level[c] = 0
-                    marked[n_marked] = c
-                    n_marked += 1
-            # Breadth-first search by check levels.
+            e += 1
+            # Levels >= 2: breadth-first from the level-1 checks, unless there are so many that
+            # the budget would be spent before the search gets anywhere.
+            n_far = 0
             lo = 0
-            hi = n_marked
-            level = 0
+            hi = 0
             work = 0
-            while level < max_levels and hi > lo:
+            if n_near <= limit:
+                for t in range(n_near):
+                    c = near[t]
+                    if near_level[c] == 1:
+                        far[n_far] = c
+                        n_far += 1
+                hi = n_far
+            level = 1
+            while level < max_levels and hi > lo and work <= limit:
                 for t in range(lo, hi):
-                    c = marked[t]
+                    c = far[t]
                     for u in range(chk_ptr[c], chk_ptr[c] + chk_cnt[c]):
                         w = chk_adj[u]
-                        if var_stamp[w] == stamp:
+                        if expanded[w] == v or far_vstamp[w] == e:
                             continue
-                        var_stamp[w] = stamp
+                        far_vstamp[w] = e
                         for q in range(var_ptr[w], var_ptr[w + 1]):
                             c2 = var_adj[q]
                             if c2 < 0:
                                 break
                             work += 1
-                            if chk_stamp[c2] != stamp:
-                                chk_stamp[c2] = stamp
-                                chk_level[c2] = level + 1
-                                marked[n_marked] = c2
-                                n_marked += 1
-                    if level + 1 >= _FULL_LEVELS and work > limit:
+                            if near_stamp[c2] != v and far_stamp[c2] != e:
+                                far_stamp[c2] = e
+                                far_level[c2] = level + 1
+                                far[n_far] = c2
+                                n_far += 1
+                    if work > limit:
                         break
                 lo = hi
-                hi = n_marked
+                hi = n_far
                 level += 1
-                if level >= _FULL_LEVELS and work > limit:
-                    break
-            # Unreached check with the most free sockets (random start within the bucket).
+            # Unreached check with the most free sockets, uniformly at random within its bucket:
+            # a few random probes first (cheap when most of the bucket is unreached), then a
+            # scan from a random offset (when the search has reached most of the bucket).
             chosen = -1
+            state = rand[e - 1] | 1
             for r in range(rmax, 0, -1):
                 b0 = start[r]
                 size = start[r + 1] - b0
                 if size == 0:
                     continue
-                off = rand[e] % size
-                for t in range(size):
-                    c = order[b0 + (off + t) % size]
-                    if chk_stamp[c] != stamp:
+                for _ in range(_PROBES):
+                    state ^= state << 13
+                    state ^= state >> 7
+                    state ^= state << 17
+                    c = order[b0 + (state & 0x7FFFFFFFFFFFFFFF) % size]
+                    if near_stamp[c] != v and far_stamp[c] != e:
                         chosen = c
                         break
+                if chosen < 0:
+                    off = (state & 0x7FFFFFFFFFFFFFFF) % size
+                    for t in range(size):
+                        c = order[b0 + (off + t) % size]
+                        if near_stamp[c] != v and far_stamp[c] != e:
+                            chosen = c
+                            break
                 if chosen >= 0:
                     break
             if chosen < 0:
@@ -372,22 +400,27 @@ def _peg_kernel(
                 # spans the graph).
                 best_level = 1
                 best_free = 0
-                for t in range(n_marked):
-                    c = marked[t]
-                    if free[c] > 0 and chk_level[c] > 1:
-                        if chk_level[c] > best_level or (
-                            chk_level[c] == best_level and free[c] > best_free
-                        ):
-                            best_level = chk_level[c]
-                            best_free = free[c]
-                            chosen = c
+                for t in range(n_far):
+                    c = far[t]
+                    if (
+                        free[c] > 0
+                        and far_stamp[c] == e
+                        and far_level[c] > 1
+                        and (
+                            far_level[c] > best_level
+                            or (far_level[c] == best_level and free[c] > best_free)
+                        )
+                    ):
+                        best_level = far_level[c]
+                        best_free = free[c]
+                        chosen = c
             if chosen < 0:
                 # Only checks at distance <= 1 have free sockets: rather than close a 4-cycle,
                 # overfill the check outside that distance that is the least over its target
                 # (the check degrees then spread by one around rho).
                 best_over = 1 << 60
                 for c in range(m):
-                    if chk_stamp[c] == stamp and chk_level[c] <= 1:
+                    if near_stamp[c] == v:
                         continue
                     over = chk_cnt[c] - chk_cap[c]
                     if over < best_over and chk_ptr[c] + chk_cnt[c] < chk_ptr[c + 1]:
@@ -397,18 +430,38 @@ def _peg_kernel(
                 # Last resort (tiny or dense graphs): the emptiest check not adjacent to v.
                 best_over = 1 << 60
                 for c in range(m):
-                    if chk_stamp[c] == stamp and chk_level[c] == 0:
+                    if near_stamp[c] == v and near_level[c] == 0:
                         continue
                     over = chk_cnt[c] - chk_cap[c]
                     if over < best_over and chk_ptr[c] + chk_cnt[c] < chk_ptr[c + 1]:
                         best_over = over
                         chosen = c
-            _add_edge(v, k, chosen, var_ptr, var_adj, chk_ptr, chk_adj, chk_cnt, free, order, pos, start)
-            e += 1
+            c = chosen
+            _add_edge(v, k, c, var_ptr, var_adj, chk_ptr, chk_adj, chk_cnt, free, order, pos, start)
+            # Grow the near set: c is level 0 now, the checks of its other variables level 1.
+            if near_stamp[c] != v:
+                near_stamp[c] = v
+                near[n_near] = c
+                n_near += 1
+            near_level[c] = 0
+            for u in range(chk_ptr[c], chk_ptr[c] + chk_cnt[c]):
+                w = chk_adj[u]
+                if expanded[w] == v:
+                    continue
+                expanded[w] = v
+                for q in range(var_ptr[w], var_ptr[w + 1]):
+                    c2 = var_adj[q]
+                    if c2 < 0:
+                        break
+                    if near_stamp[c2] != v:
+                        near_stamp[c2] = v
+                        near_level[c2] = 1
+                        near[n_near] = c2
+                        n_near += 1
     return var_ptr, var_adj
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _untainted_kernel(
     indptr: IntArray, indices: IntArray, cindptr: IntArray, cindices: IntArray, order: IntArray
 ) -> IntArray:
@@ -429,7 +482,7 @@ def _untainted_kernel(
     return out[:k]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _second_neighbourhood_sizes(
     indptr: IntArray, indices: IntArray, cindptr: IntArray, cindices: IntArray
 ) -> IntArray:
@@ -450,8 +503,8 @@ def _second_neighbourhood_sizes(
     return out
 
 
-@nb.njit(cache=True)
-def syndrome_kernel(indptr: IntArray, indices: IntArray, words: BitArray) -> BitArray:
+@nb.njit(cache=True, nogil=True)
+def syndrome_kernel(indptr: Int32Array, indices: Int32Array, words: BitArray) -> BitArray:
     """Syndromes H w (mod 2) of every row of ``words`` (frames x n) with H in CSR form."""
     frames = words.shape[0]
     m = indptr.size - 1
@@ -488,8 +541,8 @@ class LdpcCode:
     puncture_order: IntArray
     private_check: IntArray
     shorten_order: IntArray
-    var_degrees: IntArray = field(repr=False)
-    check_degrees: IntArray = field(repr=False)
+    indptr: Int32Array = field(repr=False)
+    indices: Int32Array = field(repr=False)
 
     @property
     def n(self) -> int:
@@ -503,12 +556,18 @@ class LdpcCode:
     def max_puncture(self) -> int:
         return int(self.puncture_order.size)
 
+    @property
+    def var_degrees(self) -> IntArray:
+        return np.bincount(self.indices, minlength=self.n).astype(np.int64)
+
+    @property
+    def check_degrees(self) -> IntArray:
+        return np.diff(self.indptr).astype(np.int64)
+
     def syndromes(self, words: BitArray) -> BitArray:
         """H w mod 2 for each row of ``words`` (shape frames x n)."""
-        return syndrome_kernel(
-            self.H.indptr.astype(np.int64),
-            self.H.indices.astype(np.int64),
-            np.ascontiguousarray(words, dtype=np.uint8),
+        return np.asarray(
+            syndrome_kernel(self.indptr, self.indices, np.ascontiguousarray(words, np.uint8))
         )
 
 
@@ -520,7 +579,7 @@ def build_parity_check(dist: DegreeDistribution, n: int, seed: int) -> sp.csr_ma
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, round(dist.rate * 1000)]))
     chk_deg = rng.permutation(chk_deg)
     rand = rng.integers(0, 2**62, size=int(var_deg.sum()), dtype=np.int64)
-    var_ptr, var_adj = _peg_kernel(var_deg, chk_deg, rand, _BFS_BUDGET)
+    _, var_adj = _peg_kernel(var_deg, chk_deg, rand, _BFS_BUDGET)
     cols = np.repeat(np.arange(n, dtype=np.int64), var_deg)
     H = sp.csr_matrix(
         (np.ones(var_adj.size, dtype=np.uint8), (var_adj, cols)), shape=(chk_deg.size, n)
@@ -571,8 +630,8 @@ def get_code(rate: float, n: int, family: str = "elkouss2009", seed: int = 1) ->
     is_punct[punct] = True
     rest = rng.permutation(np.flatnonzero(~is_punct)).astype(np.int64)
     shorten = np.concatenate([rest, punct[::-1]])
-    var_deg = np.diff(Hc.indptr).astype(np.int64)
-    chk_deg = np.diff(H.indptr).astype(np.int64)
-    for arr in (punct, private, shorten, var_deg, chk_deg):
+    indptr = H.indptr.astype(np.int32)
+    indices = H.indices.astype(np.int32)
+    for arr in (punct, private, shorten, indptr, indices):
         arr.setflags(write=False)
-    return LdpcCode(H, rate, family, seed, punct, private, shorten, var_deg, chk_deg)
+    return LdpcCode(H, rate, family, seed, punct, private, shorten, indptr, indices)
