@@ -35,7 +35,7 @@ def _exchange(a: Endpoint, b: Endpoint, pool_a: AuthKeyPool, pool_b: AuthKeyPool
             b.send("ack", {"ok": True, "note": "fine", "blob": b"\x00\x01"})
         return b.authenticate(pool_b), msg
 
-    return run_parties(alice, bob)
+    return run_parties(alice, bob, endpoints=(a, b))
 
 
 def test_local_roundtrip_and_exact_leak_accounting() -> None:
@@ -67,13 +67,30 @@ def test_tampered_transcript_is_rejected() -> None:
         return b.authenticate(pool_b)
 
     with pytest.raises(AuthenticationError, match="authentication failed"):
-        run_parties(alice, bob)
+        run_parties(alice, bob, endpoints=(a, b))
 
 
 def test_different_preshared_keys_fail_authentication() -> None:
     a, b = local_pair()
     with pytest.raises(AuthenticationError):
         _exchange(a, b, AuthKeyPool(b"\x01" * 64), AuthKeyPool(b"\x02" * 64))
+
+
+def test_a_failing_party_unblocks_its_peer_at_once() -> None:
+    import time
+
+    a, b = local_pair()
+
+    def alice() -> None:
+        raise ValueError("alice broke")
+
+    def bob() -> None:
+        b.recv("never-sent")
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="alice broke"):
+        run_parties(alice, bob, endpoints=(a, b))
+    assert time.perf_counter() - start < 2.0
 
 
 def test_pool_exhaustion_is_a_clear_error() -> None:

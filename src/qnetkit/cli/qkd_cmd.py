@@ -430,6 +430,7 @@ def reconcile_benchmark(
         _, b_res = run_parties(
             lambda: reconciler.alice(a_ep, alice_key, qber, a_rng),  # noqa: B023
             lambda: reconciler.bob(b_ep, bob_key, qber),  # noqa: B023
+            endpoints=(a_ep, b_ep),
         )
         wall += time.perf_counter() - t
         if not np.array_equal(b_res.key, alice_key):

@@ -11,6 +11,7 @@ Bernstein 2005) whose hash key ``r`` comes once from the pre-shared pool and who
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import queue
@@ -416,10 +417,26 @@ class TcpListener:
         self._sock.close()
 
 
+def _send_abort(ep: Endpoint | None, exc: BaseException) -> None:
+    """Tell the peer this side failed, so it stops waiting (best effort)."""
+    if ep is None:
+        return
+    with contextlib.suppress(Exception):  # the peer may already be gone
+        ep._send_frame(_encode("abort", {"reason": f"{type(exc).__name__}: {exc}"}, None))
+
+
 def run_parties(
-    alice: Callable[[], T], bob: Callable[[], U], timeout_s: float = 3600.0
+    alice: Callable[[], T],
+    bob: Callable[[], U],
+    timeout_s: float = 3600.0,
+    endpoints: tuple[Endpoint, Endpoint] | None = None,
 ) -> tuple[T, U]:
-    """Run Alice's side in a thread and Bob's here; re-raise the first failure of either."""
+    """Run Alice's side in a thread and Bob's here; re-raise the first failure of either.
+
+    With ``endpoints`` (Alice's, Bob's), a failing side sends an ``abort`` frame so that the
+    other side's pending ``recv`` ends at once instead of waiting for its timeout.
+    """
+    a_ep, b_ep = endpoints if endpoints is not None else (None, None)
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -427,14 +444,16 @@ def run_parties(
             box["alice"] = alice()
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
+            _send_abort(a_ep, exc)
 
     thread = threading.Thread(target=target, name="qkd-alice", daemon=True)
     thread.start()
     try:
         bob_result = bob()
-    except BaseException:
+    except BaseException as exc:
+        _send_abort(b_ep, exc)
         thread.join(timeout=5.0)
-        if "error" in box:
+        if "error" in box and not isinstance(box["error"], ChannelError):
             raise box["error"] from None
         raise
     thread.join(timeout=timeout_s)

@@ -676,6 +676,7 @@ def simulate_link(
     a_res, b_res = run_parties(
         lambda: alice_party(a_ep, cfg, alice_rec, a_pool),
         lambda: bob_party(b_ep, cfg, bob_rec, b_pool, pp),
+        endpoints=(a_ep, b_ep),
     )
     wall = time.perf_counter() - start
     stats = summarise(
