@@ -31,7 +31,7 @@ METHODS = ("cascade", "cascade-original", "ldpc")
 FRAME_BITS = 2**16
 DISTANCES_KM = (1.0, 10.0, 50.0, 100.0)
 # Pulses per end-to-end run: enough for multi-hundred-kbit blocks at every distance.
-PULSES = {1.0: 4 * 10**7, 10.0: 10**8, 50.0: 10**9, 100.0: 10**10}
+PULSES = {1.0: 2 * 10**8, 10.0: 4 * 10**8, 50.0: 2 * 10**9, 100.0: 10**10}
 
 
 def reconciliation_table(frames: int) -> list[dict[str, Any]]:

@@ -322,6 +322,7 @@ def _empty_stats() -> dict[str, Any]:
         "sample_bits": 0,
         "sample_errors": 0,
         "reconciled_bits": 0,
+        "last_ec_qber": None,
         "leaked_ec_bits": 0,
         "ec_channel_uses": 0,
         "errors_corrected": 0,
@@ -368,13 +369,14 @@ def _alice_block(
         )
     t = time.perf_counter()
     with ep.stage("reconciliation"):
-        rec = reconciler.alice(ep, key, max(qber_est, 1e-3), rng)
+        rec = reconciler.alice(ep, key, _ec_qber(config, stats, qber_est, k), rng)
     timer.add("reconciliation", t)
     stats["leaked_ec_bits"] += rec.leaked_bits
     stats["ec_channel_uses"] += rec.channel_uses
     t = time.perf_counter()
     with ep.stage("estimation"):
         errors = np.asarray(ep.recv("pe.errors").public["errors"], dtype=np.int64)
+    stats["last_ec_qber"] = float(errors.sum()) / key.size if key.size else None
     counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
     bounds = _bounds(config, counts, errors.reshape(2, n_cls), n_cls)
     timer.add("estimation", t)
@@ -447,12 +449,13 @@ def _bob_block(
         )
     t = time.perf_counter()
     with ep.stage("reconciliation"):
-        rec = reconciler.bob(ep, key, max(qber_est, 1e-3))
+        rec = reconciler.bob(ep, key, _ec_qber(config, stats, qber_est, int(sample.size)))
     timer.add("reconciliation", t)
     stats["leaked_ec_bits"] += rec.leaked_bits
     stats["ec_channel_uses"] += rec.channel_uses
     stats["reconciled_bits"] += int(key.size)
     flipped = rec.key != key
+    stats["last_ec_qber"] = float(np.count_nonzero(flipped)) / key.size if key.size else None
     stats["errors_corrected"] += int(np.count_nonzero(flipped))
     t = time.perf_counter()
     with ep.stage("estimation"):
@@ -480,6 +483,21 @@ def _bob_block(
         final = ToeplitzAmplifier().bob(ep, rec.key).key
     timer.add("privacy-amplification", t)
     return _authenticate(ep, final, pool, stats, timer)
+
+
+def _ec_qber(config: LinkConfig, stats: dict[str, Any], sample_qber: float, sample: int) -> float:
+    """The QBER the reconciler plans with (both parties compute the same value).
+
+    The previous block's exact error rate when there is one (as deployed systems do); else the
+    sample's estimate, lowered by one standard error for LDPC, whose blind rounds adapt upward
+    cheaply while a too-high first rate wastes syndrome bits.
+    """
+    last = stats.get("last_ec_qber")
+    if last is not None:
+        return max(float(last), 1e-3)
+    if config.reconciliation == "ldpc" and sample > 0:
+        sample_qber -= math.sqrt(max(sample_qber * (1 - sample_qber), 1e-6) / sample)
+    return max(sample_qber, 1e-3)
 
 
 def _record_bounds(stats: dict[str, Any], bounds: list[BasisBound]) -> None:
