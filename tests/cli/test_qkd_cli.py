@@ -114,3 +114,14 @@ def test_reconcile_and_amplify_commands() -> None:
     assert json.loads(proc.stdout)["bits_per_s"] > 1e6
     bad = run("qkd", "reconcile", "--qber", "0.7")
     assert bad.returncode == 2 and "--qber" in bad.stderr
+
+
+def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
+    proc = run("demo", "--out", str(tmp_path / "out"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert Path(out["plot"]).stat().st_size > 10_000
+    assert out["protocols"]["decoy-bb84"]["max_distance_km"] == pytest.approx(142.2, abs=0.5)
+    links = out["qkd_links"]
+    assert [r["length_km"] for r in links] == [10.0, 50.0]
+    assert all(r["keys_match"] and r["secret_key_bits"] > 50_000 for r in links)

@@ -173,3 +173,10 @@ def test_bad_config_is_a_parameter_error() -> None:
         LinkConfig(reconciliation="turbo")
     with pytest.raises(ParameterError, match="pulses"):
         LinkConfig(pulses=0)
+
+
+def test_results_never_print_key_material() -> None:
+    res = simulate_link(_cfg(seed=9))
+    text = repr(res) + str(res.to_json())
+    assert "alice_key" not in text and "bob_key" not in text
+    assert str(res.alice_key[:64].tolist()) not in text

@@ -157,7 +157,7 @@ class LinkConfig:
 class PartyResult:
     """One party's outcome: its final key and the statistics it can see."""
 
-    key: BitArray
+    key: BitArray = field(repr=False)  # key material: never printed
     stats: dict[str, Any]
     stage_wall_s: dict[str, float]
 
@@ -166,8 +166,8 @@ class PartyResult:
 class LinkResult:
     """Outcome of ``simulate_link``: both final keys and the run's statistics."""
 
-    alice_key: BitArray
-    bob_key: BitArray
+    alice_key: BitArray = field(repr=False)  # key material: never printed
+    bob_key: BitArray = field(repr=False)  # key material: never printed
     stats: dict[str, Any]
 
     @property

@@ -15,7 +15,7 @@ seed and a convolution of length n - 1 instead of n + m - 1, so the FFTs are sho
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -173,7 +173,7 @@ def random_bits(rng: np.random.Generator, n: int) -> BitArray:
 class AmplificationResult:
     """One side's final key and the seed length used."""
 
-    key: BitArray
+    key: BitArray = field(repr=False)  # key material: never printed
     seed_bits: int
 
 

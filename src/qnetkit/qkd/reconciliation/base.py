@@ -6,7 +6,7 @@ Alice's key is the reference; Bob corrects his. Everything key-derived that a si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -21,7 +21,7 @@ BitArray = npt.NDArray[np.uint8]
 class ReconciliationResult:
     """One side's outcome: its (corrected) key and what the exchange cost."""
 
-    key: BitArray
+    key: BitArray = field(repr=False)  # key material: never printed
     leaked_bits: int
     channel_uses: int
     converged: bool
