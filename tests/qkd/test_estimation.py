@@ -73,3 +73,18 @@ def test_entangled_bound_and_key_length() -> None:
     h = 0.194391
     expected = 1_000_000 * (1 - 0.0)  # upper reference: no phase error
     assert 0.55 * expected < ell < 1_000_000 * (1 - h) - leak + 1000
+
+
+def test_gllp_without_decoys() -> None:
+    # GLLP (QIC 4, 325 (2004)): untagged fraction 1 - Delta carries all errors, phase error
+    # e / (1 - Delta); in the large-sample limit the entropy is n (1 - D) (1 - h(e / (1 - D))).
+    from qnetkit.keyrate.common import binary_entropy
+    from qnetkit.qkd.estimation import gllp_basis_bound
+
+    n, e, delta = 10**12, 0.03, 0.25
+    bound = gllp_basis_bound(n, n, int(e * n), delta, 1e-10)
+    assert bound.phase_error == pytest.approx(e / (1 - delta), rel=1e-4)
+    expected = n * (1 - delta) * (1 - float(binary_entropy(np.asarray(e / (1 - delta)))))
+    assert bound.entropy_bits == pytest.approx(expected, rel=1e-3)
+    # Every detection possibly tagged (Delta >= 1): nothing is secret.
+    assert gllp_basis_bound(1000, 1000, 30, 1.2, 1e-10).entropy_bits == 0.0

@@ -119,6 +119,32 @@ def test_pns_attack_on_decoy_source_leaves_no_key() -> None:
     assert "phase error" in s["abort_reason"] or "single-photon" in s["abort_reason"]
 
 
+def test_source_without_decoys_uses_gllp_and_pns_leaves_no_key() -> None:
+    # A weak single-intensity source (mu ~ transmittance) gives key under GLLP at 5 km;
+    # Eve's photon-number splitting (she blocks single photons) then leaves none.
+    weak = DecoySourceParams(intensities=(0.02,), intensity_probs=(1.0,))
+    honest = simulate_link(_cfg(length_km=5.0, pulses=10**9, source=weak)).stats
+    assert honest["keys_match"] and honest["secret_key_bits"] > 20_000
+    attacked = simulate_link(
+        _cfg(length_km=5.0, pulses=10**9, source=weak, attack=Attack(kind="pns"))
+    ).stats
+    # Eve cannot keep Bob's gain at 5 km, so dark counts dominate: the QBER or the GLLP bound
+    # stops the run, whichever comes first.
+    assert attacked["secret_key_bits"] == 0 and attacked["aborted"]
+    assert attacked["sifted_bits"] < 0.1 * honest["sifted_bits"]
+    # The usual mu = 0.48 without decoys: multi-photon pulses outnumber detections: no key.
+    strong = DecoySourceParams(intensities=(0.48,), intensity_probs=(1.0,))
+    assert simulate_link(_cfg(source=strong)).stats["secret_key_bits"] == 0
+
+
+def test_two_intensities_are_rejected() -> None:
+    from qnetkit.errors import ParameterError
+
+    two = DecoySourceParams(intensities=(0.5, 0.1), intensity_probs=(0.5, 0.5))
+    with pytest.raises(ParameterError, match="intensities"):
+        LinkConfig(source=two)
+
+
 def test_blinding_attack_is_detected_by_the_monitor() -> None:
     res = simulate_link(_cfg(attack=Attack(kind="blinding", fraction=1.0)))
     assert res.stats["aborted"] and "blinding" in res.stats["abort_reason"]

@@ -119,6 +119,26 @@ def entangled_basis_bound(
     return BasisBound(key_bits, 0.0, float(key_bits), phase, max(entropy, 0.0))
 
 
+def gllp_basis_bound(
+    key_bits: int, test_bits: int, test_errors: int, tagged_fraction: float, eps_sec: float
+) -> BasisBound:
+    """Without decoys: GLLP (Gottesman, Lo, Lütkenhaus, Preskill, QIC 4, 325 (2004)).
+
+    Every multi-photon pulse is assumed tagged (known to Eve, e.g. by photon-number splitting):
+    a fraction Delta = P(n >= 2) / Q_mu of the detections. The untagged rest carries all the
+    observed errors, so its phase error is (e + gamma) / (1 - Delta).
+    """
+    untagged = max(1.0 - tagged_fraction, 0.0)
+    if key_bits <= 0 or test_bits <= 0 or untagged <= 0.0:
+        return BasisBound(key_bits, 0.0, 0.0, 0.5, 0.0)
+    ratio = test_errors / test_bits
+    dev = gamma_deviation(eps_sec / EPS_TERMS, ratio, float(test_bits), float(key_bits))
+    phase = min((ratio + dev) / untagged, 0.5)
+    s1 = key_bits * untagged
+    entropy = s1 * (1.0 - binary_entropy_scalar(phase))
+    return BasisBound(key_bits, 0.0, s1, phase, max(entropy, 0.0))
+
+
 def security_overhead_bits(eps_sec: float, bases: int) -> float:
     """6 log2(21/eps) per key basis (Lim et al. Eq. (1)), eps_sec shared between the bases."""
     return bases * 6.0 * math.log2(EPS_TERMS * bases / eps_sec)

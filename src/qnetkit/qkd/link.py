@@ -37,6 +37,7 @@ from qnetkit.qkd.estimation import (
     DecoyClasses,
     decoy_basis_bound,
     entangled_basis_bound,
+    gllp_basis_bound,
     secret_key_length,
 )
 from qnetkit.qkd.privacy import ToeplitzAmplifier
@@ -119,6 +120,13 @@ class LinkConfig:
                 "reconciliation",
                 self.reconciliation,
                 f"must be one of {', '.join(RECONCILIATION_METHODS)}",
+            )
+        if self.protocol == "decoy-bb84" and len(self.source.intensities) not in (1, 3):
+            raise ParameterError(
+                "intensities",
+                self.source.intensities,
+                "give 3 (signal, decoy, vacuum: decoy-state bounds of Lim et al. 2014) or 1 "
+                "(no decoys: GLLP bound)",
             )
         if self.block_bits < 4096:
             raise ParameterError("block_bits", self.block_bits, "must be >= 4096")
@@ -256,12 +264,22 @@ def _counts(basis: BitArray, cls: BitArray, mask: npt.NDArray[np.bool_], classes
 
 
 def _bounds(
-    config: LinkConfig, counts: Any, errors: Any, classes: int
+    config: LinkConfig, counts: Any, errors: Any, classes: int, gain: float
 ) -> list[BasisBound]:
+    n_b, m_b = counts.sum(axis=1), errors.sum(axis=1)
     if config.protocol == "bbm92":
-        n_b, m_b = counts.sum(axis=1), errors.sum(axis=1)
         return [
             entangled_basis_bound(int(n_b[b]), int(n_b[1 - b]), int(m_b[1 - b]), config.eps_sec)
+            for b in (0, 1)
+        ]
+    if classes == 1:  # no decoys: GLLP with every multi-photon pulse tagged
+        mu = config.source.intensities[0]
+        multi = -math.expm1(-mu) - mu * math.exp(-mu)
+        tagged = multi / gain if gain > 0 else 1.0
+        return [
+            gllp_basis_bound(
+                int(n_b[b]), int(n_b[1 - b]), int(m_b[1 - b]), tagged, config.eps_sec / 2.0
+            )
             for b in (0, 1)
         ]
     decoy = DecoyClasses(config.source.intensities, config.source.intensity_probs)
@@ -285,7 +303,7 @@ def _classes(config: LinkConfig) -> int:
 # --------------------------------------------------------------------------- the two parties
 
 
-def _sift_alice(ep: Endpoint, rec: AliceRecord) -> tuple[BitArray, BitArray, BitArray]:
+def _sift_alice(ep: Endpoint, rec: AliceRecord) -> tuple[BitArray, BitArray, BitArray, int]:
     msg = ep.recv("sift.detections")
     idx = np.asarray(msg.public["pulse_index"], dtype=np.int64)
     bob_basis = np.unpackbits(msg.public["basis"], count=idx.size)
@@ -300,10 +318,10 @@ def _sift_alice(ep: Endpoint, rec: AliceRecord) -> tuple[BitArray, BitArray, Bit
         {"basis": np.packbits(a_basis), "intensity_class": a_cls.astype(np.uint8)},
     )
     keep = a_basis == bob_basis
-    return rec.bit[pos][keep], a_basis[keep], a_cls[keep]
+    return rec.bit[pos][keep], a_basis[keep], a_cls[keep], int(idx.size)
 
 
-def _sift_bob(ep: Endpoint, rec: BobRecord) -> tuple[BitArray, BitArray, BitArray]:
+def _sift_bob(ep: Endpoint, rec: BobRecord) -> tuple[BitArray, BitArray, BitArray, int]:
     ep.send(
         "sift.detections",
         {"pulse_index": rec.pulse_index, "basis": np.packbits(rec.basis)},
@@ -313,7 +331,7 @@ def _sift_bob(ep: Endpoint, rec: BobRecord) -> tuple[BitArray, BitArray, BitArra
     a_basis = np.unpackbits(msg.public["basis"], count=n)
     a_cls = np.asarray(msg.public["intensity_class"], dtype=np.uint8)
     keep = a_basis == rec.basis
-    return rec.bit[keep], rec.basis[keep], a_cls[keep]
+    return rec.bit[keep], rec.basis[keep], a_cls[keep], int(n)
 
 
 def _empty_stats() -> dict[str, Any]:
@@ -322,6 +340,7 @@ def _empty_stats() -> dict[str, Any]:
         "sample_bits": 0,
         "sample_errors": 0,
         "reconciled_bits": 0,
+        "gain": 0.0,
         "last_ec_qber": None,
         "leaked_ec_bits": 0,
         "ec_channel_uses": 0,
@@ -378,7 +397,7 @@ def _alice_block(
         errors = np.asarray(ep.recv("pe.errors").public["errors"], dtype=np.int64)
     stats["last_ec_qber"] = float(errors.sum()) / key.size if key.size else None
     counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
-    bounds = _bounds(config, counts, errors.reshape(2, n_cls), n_cls)
+    bounds = _bounds(config, counts, errors.reshape(2, n_cls), n_cls, stats["gain"])
     timer.add("estimation", t)
     t = time.perf_counter()
     with ep.stage("verification"):
@@ -463,7 +482,7 @@ def _bob_block(
         errors = _counts(basis, cls, flipped, n_cls)
         ep.send("pe.errors", {"errors": errors.ravel().astype(np.int64)})
     counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
-    bounds = _bounds(config, counts, errors, n_cls)
+    bounds = _bounds(config, counts, errors, n_cls, stats["gain"])
     timer.add("estimation", t)
     t = time.perf_counter()
     with ep.stage("verification"):
@@ -569,12 +588,12 @@ def _party(
         if isinstance(rec, AliceRecord):
             alarm = bool(ep.recv("sift.alarm").public["blinding_alarm"])
             if not alarm:
-                key, basis, cls = _sift_alice(ep, rec)
+                key, basis, cls, detections = _sift_alice(ep, rec)
         else:
             alarm = bool(rec.blinding_alarm)
             ep.send("sift.alarm", {"blinding_alarm": alarm})
             if not alarm:
-                key, basis, cls = _sift_bob(ep, rec)
+                key, basis, cls, detections = _sift_bob(ep, rec)
     timer.add("sifting", t)
     if alarm:
         stats["abort_reasons"].append(
@@ -582,6 +601,7 @@ def _party(
         )
         return PartyResult(np.zeros(0, dtype=np.uint8), stats, timer.wall)
     stats["sifted_bits"] = int(key.size)
+    stats["gain"] = detections / config.pulses  # public: Bob announced every detection
     rng = np.random.default_rng(_streams(config.seed).alice)
     reconciler = make_reconciler(config.reconciliation)
     for sl in _block_slices(key.size, config.block_bits):
