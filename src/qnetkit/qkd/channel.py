@@ -372,7 +372,7 @@ def parse_address(text: str, *, allow_any_port: bool = False) -> tuple[str, int]
     return host, int(port)
 
 
-def tcp_connect(role: str, address: str, timeout_s: float = 30.0) -> TcpEndpoint:
+def tcp_connect(role: str, address: str, timeout_s: float = 10.0) -> TcpEndpoint:
     """Connect to a listening peer at 'HOST:PORT'."""
     host, port = parse_address(address)
     deadline = time.monotonic() + timeout_s
