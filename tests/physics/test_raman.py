@@ -191,3 +191,29 @@ def test_counter_noise_monotone_and_above_co(a: float, b: float, loss: float) ->
     # (1 - e^{-2x})/2 - x e^{-x} >= 0: backward noise never below forward for equal loss.
     assert np.all(fwd <= back * (1 + 1e-12))
     assert np.all(fwd >= 0.0)
+
+
+def test_excess_noise_matches_kumar_qin_alleaume_2015() -> None:
+    """Published anchor, as quoted by plutoniumm/qkd, test/impairments.py (``test_raman_anchor``).
+
+    Kumar, Qin, Alleaume, New J. Phys. 17, 043027 (2015), arXiv:1412.1403, Eq. (6): one classical
+    channel at 0 dBm, 25 km of 0.2 dB/km fibre, beta = 3e-9 /(km nm) (their worst C-band
+    coefficient), quantum channel at 1531.12 nm behind a 0.5 dB add/drop, gives a Raman excess
+    noise at Bob of 1.3e-3 SNU co-propagating and 1.6e-3 SNU counter-propagating.
+
+    In shot-noise units the excess noise of unpolarised Raman light is its photon number per
+    temporal-spectral mode summed over both polarisations (the local oscillator keeps one, and a
+    thermal photon adds 2 SNU): xi = P_noise / (h nu dnu) * T_add/drop, with dnu = c dlambda /
+    lambda^2 the filter's width in Hz, so the filter width cancels. Tolerance 4%: the paper prints
+    two significant figures.
+    """
+    wavelength_nm, filter_nm = 1531.12, 0.1
+    filter_hz = 299_792_458.0 * (filter_nm * 1e-9) / (wavelength_nm * 1e-9) ** 2
+    add_drop = 10.0 ** (-0.5 / 10.0)
+    for model, published in (
+        (co_propagating_raman_power_w, 1.3e-3),
+        (counter_propagating_raman_power_w, 1.6e-3),
+    ):
+        noise_w = model(1e-3, 25.0, 3e-9, filter_nm, 0.2)
+        xi_snu = float(power_to_photon_rate(noise_w, wavelength_nm)) / filter_hz * add_drop
+        assert xi_snu == pytest.approx(published, rel=0.04)

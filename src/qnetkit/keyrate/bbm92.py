@@ -30,6 +30,7 @@ SIFTING = 0.5  # q: BBM92 keeps the rounds where Alice and Bob chose the same of
 # Bracket of the per-distance search over the pair number, in lambda = mu / 2 (searched in log).
 LAMBDA_SEARCH_MIN = 1e-7
 LAMBDA_SEARCH_MAX = 2.0
+GRID_POINTS = 41  # log grid over [LAMBDA_SEARCH_MIN, LAMBDA_SEARCH_MAX] before refinement
 SEARCH_ITERATIONS = 64
 
 
@@ -213,19 +214,25 @@ def one_way_rate(gain: FloatArray, qber: FloatArray, ec_efficiency: float) -> Fl
 def optimise_lambda(
     objective_of_lambda: Callable[[FloatArray], FloatArray], size: int
 ) -> FloatArray:
-    """Vectorised golden-section search over log(lambda) for ``size`` independent problems.
+    """Vectorised search over log(lambda) for ``size`` independent problems: grid, then golden.
 
-    The rate is unimodal in lambda (too few pairs: background dominates; too many: multi-pair
-    errors dominate), so one bracket serves every distance and all distances advance together.
+    The rate has two local maxima in lambda far from the source: a slightly negative plateau
+    at vanishing lambda (background dominates) and the true peak, so a coarse log grid picks
+    the right bracket before golden-section refinement; all distances advance together.
     """
 
     def objective(log_lam: FloatArray) -> FloatArray:
         return np.asarray(objective_of_lambda(np.exp(log_lam)), dtype=np.float64)
 
+    lo, hi = math.log(LAMBDA_SEARCH_MIN), math.log(LAMBDA_SEARCH_MAX)
+    grid = np.linspace(lo, hi, GRID_POINTS)
+    table = np.stack([objective(np.full(size, g)) for g in grid])
+    best = np.argmax(table, axis=0)
+    step = grid[1] - grid[0]
     log_lam, _ = golden_section_maximize(
         objective,
-        np.full(size, math.log(LAMBDA_SEARCH_MIN)),
-        np.full(size, math.log(LAMBDA_SEARCH_MAX)),
+        np.maximum(grid[best] - step, lo),
+        np.minimum(grid[best] + step, hi),
         iterations=SEARCH_ITERATIONS,
     )
     return np.asarray(np.exp(log_lam))
