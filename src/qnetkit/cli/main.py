@@ -14,6 +14,7 @@ import typer
 from qnetkit import __version__
 from qnetkit.cli.errors import CliUsageError
 from qnetkit.cli.keyrate_cmd import app as keyrate_app
+from qnetkit.cli.kms_cmd import app as kms_app
 from qnetkit.cli.qkd_cmd import app as qkd_app
 from qnetkit.errors import ParameterError
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(keyrate_app, name="keyrate")
 app.add_typer(qkd_app, name="qkd")
+app.add_typer(kms_app, name="kms")
 
 
 def _version_callback(value: bool) -> None:

@@ -1,0 +1,314 @@
+"""The KME's HTTPS server: ETSI GS QKD 014 V1.1.1 REST API plus KME-to-KME routes.
+
+HTTPS only, with mutual TLS: uvicorn requires a client certificate signed by the
+network's CA, and the certificate's subject CN says who is calling (identity.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qnetkit.kms import hybrid
+from qnetkit.kms.atrest import load_kek
+from qnetkit.kms.blocks import split_block
+from qnetkit.kms.config import KmeConfig, load_config
+from qnetkit.kms.errors import KmsError, SyncConflict
+from qnetkit.kms.identity import Caller, CallerHttpToolsProtocol, roles_of
+from qnetkit.kms.metrics import Metrics
+from qnetkit.kms.models import Error, KeyContainer, KeyIds, KeyRequest, Status
+from qnetkit.kms.peer import PeerError, b64, unb64
+from qnetkit.kms.service import ApiError, KmeService, bad_request
+from qnetkit.kms.store import open_store
+from qnetkit.kms.store.base import DeliveredKey
+
+log = logging.getLogger("qnetkit.kms")
+
+API = "/api/v1/keys"
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Error, "description": "Bad request format"},
+    401: {"model": Error, "description": "Unauthorized"},
+    503: {"model": Error, "description": "Error of server side"},
+}
+
+
+def build_service(cfg: KmeConfig) -> KmeService:
+    """Open the store and keys named in ``cfg``; raises KmsError with a one-line message."""
+    kek = load_kek(file=str(cfg.kek.file) if cfg.kek.file else None, env=cfg.kek.env)
+    store = open_store(cfg.store.url, kme_id=cfg.kme_id, kek=kek)
+    kem = hybrid.load_kem_private_key(cfg.kem.private_key) if cfg.kem is not None else None
+    return KmeService(cfg=cfg, store=store, metrics=Metrics(cfg.kme_id), kem=kem)
+
+
+def _container(keys: list[DeliveredKey]) -> dict[str, Any]:
+    return {"keys": [{"key_ID": k.key_id, "key": b64(k.material)} for k in keys]}
+
+
+def _error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=status)
+
+
+def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
+    cfg = service.cfg
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.connect_peers()
+        if run_background:
+            service.start_background()
+        log.info("KME %s ready", cfg.kme_id)
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title="qnetkit KME (ETSI GS QKD 014 V1.1.1)",
+        version="1.1.1",
+        description="Key delivery to SAEs over mutual TLS. The SAE identity is the subject CN "
+        "of the client certificate.",
+        lifespan=lifespan,
+    )
+
+    def caller_of(request: Request) -> Caller:
+        c = getattr(request.state, "caller", None)
+        return c if isinstance(c, Caller) else Caller(None, None)
+
+    def require(request: Request, kind: str) -> str:
+        for role in roles_of(cfg, caller_of(request)):
+            if role.kind == kind:
+                return role.id
+        raise ApiError(401, "the client certificate is not authorised for this request")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"location": ".".join(str(p) for p in e.get("loc", ())), "problem": str(e.get("msg"))}
+            for e in exc.errors()[:10]
+        ]
+        return _error(400, "bad request format", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Clause 5: server-side errors are 503. Logged by type only: messages of lower
+        # layers never carry key material, but tracebacks could carry local variables.
+        service.metrics.requests.labels("unexpected", "503").inc()
+        log.error("unexpected %s in request handling", exc.__class__.__name__)
+        return _error(503, "internal error of the KME")
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "name", "unknown")
+        service.metrics.requests.labels(name, str(response.status_code)).inc()
+        return response
+
+    # -- ETSI GS QKD 014 ---------------------------------------------------------------------
+    @app.get(f"{API}/{{slave_SAE_ID}}/status", response_model=Status, responses=_ERRORS,
+             name="status")
+    def get_status(slave_SAE_ID: str, request: Request) -> Status:
+        sae = require(request, "sae")
+        return service.status(sae, slave_SAE_ID)
+
+    @app.get(f"{API}/{{slave_SAE_ID}}/enc_keys", response_model=KeyContainer,
+             responses=_ERRORS, name="enc_keys")
+    def get_enc_keys(slave_SAE_ID: str, request: Request, number: int | None = Query(None),
+                     size: int | None = Query(None)) -> JSONResponse:
+        sae = require(request, "sae")
+        keys = service.enc_keys(sae, slave_SAE_ID, number=number, size=size,
+                                additional_slaves=None, extension_mandatory=None)
+        return JSONResponse(_container(keys))
+
+    @app.post(f"{API}/{{slave_SAE_ID}}/enc_keys", response_model=KeyContainer,
+              responses=_ERRORS, name="enc_keys")
+    def post_enc_keys(slave_SAE_ID: str, body: KeyRequest, request: Request) -> JSONResponse:
+        sae = require(request, "sae")
+        keys = service.enc_keys(sae, slave_SAE_ID, number=body.number, size=body.size,
+                                additional_slaves=body.additional_slave_SAE_IDs,
+                                extension_mandatory=body.extension_mandatory)
+        return JSONResponse(_container(keys))
+
+    @app.get(f"{API}/{{master_SAE_ID}}/dec_keys", response_model=KeyContainer,
+             responses=_ERRORS, name="dec_keys")
+    def get_dec_keys(master_SAE_ID: str, request: Request,
+                     key_ID: str = Query(...)) -> JSONResponse:
+        sae = require(request, "sae")
+        return JSONResponse(_container(service.dec_keys(sae, master_SAE_ID, [key_ID])))
+
+    @app.post(f"{API}/{{master_SAE_ID}}/dec_keys", response_model=KeyContainer,
+              responses=_ERRORS, name="dec_keys")
+    def post_dec_keys(master_SAE_ID: str, body: KeyIds, request: Request) -> JSONResponse:
+        sae = require(request, "sae")
+        ids = [k.key_ID for k in body.key_IDs]
+        return JSONResponse(_container(service.dec_keys(sae, master_SAE_ID, ids)))
+
+    # -- KME to KME (not part of ETSI 014; mTLS with a peer KME certificate) ---------------
+    def _json(body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request("expected a JSON object")
+        return body
+
+    @app.post("/kme/v1/assignments", include_in_schema=False)
+    async def peer_assignments(request: Request) -> JSONResponse:
+        peer = require(request, "kme")
+        body = _json(await _read_json(request))
+        items = body.get("assignments")
+        if not isinstance(items, list):
+            raise bad_request("assignments must be a list")
+        try:
+            acked = await _threaded(service.peer_assign, peer, items)
+        except (SyncConflict, PeerError) as exc:
+            raise ApiError(409, str(exc)) from None
+        return JSONResponse({"acknowledged": acked})
+
+    @app.get("/kme/v1/assignments/{key_id}", include_in_schema=False)
+    def peer_lookup(key_id: str, request: Request) -> JSONResponse:
+        peer = require(request, "kme")
+        found = service.peer_lookup(peer, key_id)
+        if found is None:
+            return _error(404, "no such key delivered toward this peer")
+        return JSONResponse(found)
+
+    @app.post("/kme/v1/relay", include_in_schema=False)
+    async def peer_relay(request: Request) -> JSONResponse:
+        peer = require(request, "kme")
+        body = _json(await _read_json(request))
+        try:
+            await _threaded(service.peer_relay, peer, body)
+        except (KeyError, TypeError, ValueError):
+            raise bad_request("malformed relay message") from None
+        except (PeerError, KmsError) as exc:
+            raise ApiError(503, f"relay failed at {cfg.kme_id}: {exc}") from None
+        return JSONResponse({"ok": True})
+
+    @app.post("/kme/v1/pqc", include_in_schema=False)
+    async def peer_pqc(request: Request) -> JSONResponse:
+        peer = require(request, "kme")
+        body = _json(await _read_json(request))
+        try:
+            await _threaded(service.peer_pqc, peer, body)
+        except (KeyError, TypeError, ValueError):
+            raise bad_request("malformed PQC key message") from None
+        except KmsError as exc:
+            raise ApiError(503, str(exc)) from None
+        return JSONResponse({"ok": True})
+
+    @app.get("/kme/v1/kem_public", include_in_schema=False)
+    def kem_public(request: Request) -> JSONResponse:
+        require(request, "kme")
+        if service.kem is None:
+            return _error(404, "this KME has no ML-KEM key")
+        return JSONResponse({"public_key": b64(service.kem.public_bytes()),
+                             "algorithm": "ML-KEM-768"})
+
+    @app.post("/kme/v1/ingest", include_in_schema=False)
+    async def ingest(request: Request) -> JSONResponse:
+        require(request, "ingest")
+        body = _json(await _read_json(request))
+        try:
+            peer = str(body["peer_KME_ID"])
+            block_id = str(body["block_ID"])
+            unit_bits = int(body.get("unit_bits", cfg.limits.key_size_bits))
+            data = unb64(str(body["key"]))
+        except (KeyError, TypeError, ValueError):
+            raise bad_request("ingest needs peer_KME_ID, block_ID (UUID) and key (base64)") \
+                from None
+        added = await _threaded(ingest_block, service, peer, block_id, data, unit_bits)
+        return JSONResponse({"units_added": added})
+
+    # -- operations --------------------------------------------------------------------------
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        if not roles_of(cfg, caller_of(request)):
+            raise ApiError(401, "the client certificate is not authorised for this request")
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+async def _read_json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise bad_request("body is not valid JSON") from None
+
+
+async def _threaded(fn: Callable[..., Any], *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args)
+
+
+def ingest_block(service: KmeService, peer: str, block_id: str, data: bytes,
+                 unit_bits: int) -> int:
+    """Cut a block shared with ``peer`` into units and store them."""
+    if service.cfg.peer(peer) is None:
+        raise bad_request("peer_KME_ID is not a configured peer", peer_KME_ID=peer)
+    try:
+        units = split_block(block_id, data, unit_bits=unit_bits,
+                            kme_ids=(service.cfg.kme_id, peer))
+    except ValueError as exc:
+        raise bad_request(f"bad block: {exc}") from None
+    added = service.store.ingest(peer, units, now_s=time.time())
+    service.metrics.units_ingested.inc(added)
+    return added
+
+
+# -- running under uvicorn -------------------------------------------------------------------
+def uvicorn_kwargs(cfg: KmeConfig) -> dict[str, Any]:
+    return dict(
+        host=cfg.listen.host,
+        port=cfg.listen.port,
+        ssl_certfile=str(cfg.tls.cert),
+        ssl_keyfile=str(cfg.tls.key),
+        ssl_ca_certs=str(cfg.tls.ca),
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+        http=CallerHttpToolsProtocol,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for multi-worker mode: the config path comes from the environment."""
+    cfg = load_config(Path(os.environ["QNETKIT_KMS_CONFIG"]))
+    return create_app(build_service(cfg))
+
+
+def serve(config_path: Path) -> None:
+    """Run one KME until SIGINT/SIGTERM (uvicorn handles both and drains connections)."""
+    cfg = load_config(config_path)
+    if cfg.workers > 1:
+        os.environ["QNETKIT_KMS_CONFIG"] = str(config_path.resolve())
+        build_service(cfg).close()  # fail fast (bad KEK, store) before forking workers
+        uvicorn.run("qnetkit.kms.server:app_from_env", factory=True, workers=cfg.workers,
+                    **uvicorn_kwargs(cfg))
+        return
+    app = create_app(build_service(cfg))
+    uvicorn.Server(uvicorn.Config(app, **uvicorn_kwargs(cfg))).run()
