@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv demo test lint bench clean
+.PHONY: all venv demo test lint bench clean pg pg-stop
 
 all: test
 
@@ -22,8 +22,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/pytest -n 2
+# The key-store tests run against a real PostgreSQL server: installed (Debian package) if absent
+# and started on loopback as the unprivileged `postgres` user; it stays up for the next run.
+pg:
+	scripts/pg_test_cluster.sh start .pgtest
+
+pg-stop:
+	scripts/pg_test_cluster.sh stop .pgtest
+
+test: lint pg
+	QNETKIT_TEST_PG_DSN=$$(cat .pgtest/dsn) $(BIN)/pytest -n 2
 
 demo: $(STAMP)
 	$(BIN)/qnetkit demo --out demo-out
@@ -31,6 +39,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/keyrate.py
 	$(BIN)/python benchmarks/postprocessing.py
+	scripts/pg_test_cluster.sh start .pgtest
+	$(BIN)/python benchmarks/kms_load.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
+	-scripts/pg_test_cluster.sh stop .pgtest 2>/dev/null
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .pgtest

@@ -35,8 +35,7 @@ def _can_connect(dsn: str) -> bool:
 
 def _start_pg() -> str:
     PG_DIR.mkdir(exist_ok=True)
-    lock_path = REPO / ".pgtest.lock"
-    with open(lock_path, "w") as lock:
+    with open(PG_DIR / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         dsn_file = PG_DIR / "dsn"
         if dsn_file.exists():

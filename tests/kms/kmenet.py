@@ -7,18 +7,23 @@ same CA but is configured nowhere. A second, foreign CA issues a certificate for
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from qnetkit.kms.client import Etsi014Client
 from qnetkit.kms.config import load_config
 from qnetkit.kms.hybrid import generate_kem_keypair, save_kem_private_key
-from qnetkit.kms.pki import PkiLayout, init_pki
+from qnetkit.kms.pki import PkiLayout, client_ssl_context, init_pki
 from qnetkit.kms.runner import KmeThread
 from qnetkit.kms.server import ingest_block
 
@@ -123,3 +128,36 @@ def start_net(root: Path, **kw: Any) -> KmeNet:
     for k in "ABC":
         net.kmes[k] = KmeThread(load_config(configs[k])).start()
     return net
+
+
+QNETKIT = [sys.executable, "-m", "qnetkit.cli.main"]
+
+
+def start_serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`qnetkit kms serve` as a real process, output appended to ``log``."""
+    f = log.open("ab")
+    return subprocess.Popen([*QNETKIT, "kms", "serve", "--config", str(config)],
+                            stdout=f, stderr=subprocess.STDOUT)
+
+
+def wait_up(url: str, cert: Path, key: Path, ca: Path, timeout_s: float = 30) -> None:
+    ctx = client_ssl_context(cert, key, ca)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with httpx.Client(verify=ctx, timeout=2) as c:
+                c.get(url + "/api/v1/keys/sae-b/status")
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            p.kill()

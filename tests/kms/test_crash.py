@@ -7,39 +7,24 @@ import base64
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
-from kmenet import SAE_HOME, free_ports, make_pki, write_configs
+from kmenet import (
+    QNETKIT,
+    SAE_HOME,
+    free_ports,
+    make_pki,
+    start_serve,
+    stop_all,
+    wait_up,
+    write_configs,
+)
 
 from qnetkit.kms.client import Etsi014Client, KmeConnectionError, KmeHttpError
 from qnetkit.kms.config import load_config
-from qnetkit.kms.pki import client_ssl_context
 from qnetkit.kms.server import build_service, ingest_block
-
-QNETKIT = [sys.executable, "-m", "qnetkit.cli.main"]
-
-
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    f = log.open("ab")
-    return subprocess.Popen([*QNETKIT, "kms", "serve", "--config", str(config)],
-                            stdout=f, stderr=subprocess.STDOUT)
-
-
-def _wait_up(url: str, cert: Path, key: Path, ca: Path, timeout_s: float = 30) -> None:
-    ctx = client_ssl_context(cert, key, ca)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with httpx.Client(verify=ctx, timeout=2) as c:
-                c.get(url + "/api/v1/keys/sae-b/status")
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
 
 
 def test_kill_9_mid_load(tmp_path: Path) -> None:
@@ -53,12 +38,12 @@ def test_kill_9_mid_load(tmp_path: Path) -> None:
         ingest_block(svc, peer, "5f0c6a1e-7d61-4b38-9a7e-3f4b2a1c9d10", data, 256)
         svc.store.close()
     logs = {k: tmp_path / f"{k}.log" for k in "AB"}
-    procs = {k: _start(configs[k], logs[k]) for k in "AB"}
+    procs = {k: start_serve(configs[k], logs[k]) for k in "AB"}
     url = {k: f"https://127.0.0.1:{ports[k]}" for k in "AB"}
     cert, key = layout.sae["sae-a"]
     try:
         for k in "AB":
-            _wait_up(url[k], cert, key, layout.ca_cert)
+            wait_up(url[k], cert, key, layout.ca_cert)
         delivered: list[tuple[str, bytes]] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -83,8 +68,8 @@ def test_kill_9_mid_load(tmp_path: Path) -> None:
         procs["A"].send_signal(signal.SIGKILL)
         procs["A"].wait()
         killed_at = len(delivered)
-        procs["A"] = _start(configs["A"], logs["A"])
-        _wait_up(url["A"], cert, key, layout.ca_cert)
+        procs["A"] = start_serve(configs["A"], logs["A"])
+        wait_up(url["A"], cert, key, layout.ca_cert)
         while len(delivered) < killed_at + 300:
             time.sleep(0.01)
         stop.set()
@@ -101,13 +86,7 @@ def test_kill_9_mid_load(tmp_path: Path) -> None:
                 got = b.dec_keys("sae-a", [k for k, _ in chunk])
                 assert [g.key for g in got] == [v for _, v in chunk]
     finally:
-        for p in procs.values():
-            p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                p.kill()
+        stop_all(list(procs.values()))
     for k in "AB":
         r = subprocess.run([*QNETKIT, "kms", "audit", "verify", "--config", str(configs[k]),
                             "--json"], capture_output=True, text=True, check=False)

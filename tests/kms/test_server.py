@@ -188,7 +188,7 @@ def test_empty_pool_refuses_with_503_or_falls_back_to_pqc(tmp_path: Path) -> Non
             got = b2.dec_keys("sae-a2", [k.key_id for k in keys])
         assert [g.key for g in got] == [k.key for k in keys]
         svc = n.kmes["A"].service
-        assert svc.metrics.fallback_pqc._value.get() == 2  # noqa: SLF001
+        assert svc.metrics.fallback_pqc._value.get() == 2
         assert sum(r.action == "fallback-pqc" for r in svc.store.audit_records()) == 2
     finally:
         n.stop()

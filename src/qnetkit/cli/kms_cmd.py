@@ -42,7 +42,13 @@ def _user_errors() -> Iterator[None]:
 @app.command()
 def serve(config: Path = CONFIG) -> None:
     """Serve the ETSI 014 API over mutual TLS until SIGINT/SIGTERM."""
+    import logging
+
     from qnetkit.kms.server import serve as run
+
+    # Our log lines name key IDs and SAEs, never key material (tests search the output).
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     with _user_errors():
         _check_port_free(config)

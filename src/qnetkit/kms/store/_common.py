@@ -434,22 +434,21 @@ class SqlKeyStore(ABC):
                         f"units from {peer_kme} have {bits} bits; refusing units of {got} bits"
                     )
             existing = self._existing_units(tx, [u.unit_id for u in units])
-            seen: set[str] = set()
-            new: list[KeyUnit] = []
-            for u in units:
-                if u.unit_id not in existing and u.unit_id not in seen:
-                    seen.add(u.unit_id)
-                    new.append(u)
-            # ON CONFLICT: a concurrent ingest of the same block by another process.
-            added = tx.run_many(
-                "INSERT INTO units (unit_id, peer_kme, owner_kme, sealed, state, created_at_s) "
-                "VALUES (?, ?, ?, ?, 'available', ?) ON CONFLICT (unit_id) DO NOTHING",
-                [
-                    (u.unit_id, peer_kme, u.owner_kme,
-                     self._cipher.seal("unit:" + u.unit_id, u.material), float(now_s))
-                    for u in new
-                ],
-            ) if new else 0
+            fresh = {u.unit_id: u for u in units if u.unit_id not in existing}  # keeps order
+            new = list(fresh.values())
+            added = 0
+            if new:
+                # ON CONFLICT: another process may be ingesting the same block right now.
+                added = tx.run_many(
+                    "INSERT INTO units (unit_id, peer_kme, owner_kme, sealed, state, "
+                    "created_at_s) VALUES (?, ?, ?, ?, 'available', ?) "
+                    "ON CONFLICT (unit_id) DO NOTHING",
+                    [
+                        (u.unit_id, peer_kme, u.owner_kme,
+                         self._cipher.seal("unit:" + u.unit_id, u.material), float(now_s))
+                        for u in new
+                    ],
+                )
             detail: dict[str, object] = {
                 "peer": peer_kme,
                 "count": added,
