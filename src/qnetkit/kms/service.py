@@ -30,6 +30,7 @@ from qnetkit.kms.peer import (
 from qnetkit.kms.store.base import Assignment, DeliveredKey, KeyStore
 
 log = logging.getLogger("qnetkit.kms")
+SYNC_COALESCE_S = 0.05
 
 
 class ApiError(Exception):
@@ -40,6 +41,11 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.details = details
+
+
+class NeedsThread(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by an inline (event-loop) call that would have to wait on the network; the
+    server then repeats the call on a worker thread. Raised before anything changed."""
 
 
 def bad_request(message: str, **detail: Any) -> ApiError:
@@ -134,6 +140,7 @@ class KmeService:
         size: int | None,
         additional_slaves: Sequence[str] | None,
         extension_mandatory: Sequence[dict[str, Any]] | None,
+        inline: bool = False,
     ) -> list[DeliveredKey]:
         lim = self.cfg.limits
         n = 1 if number is None else number
@@ -177,8 +184,12 @@ class KmeService:
                 keys = [k for _, k in pairs]
                 self._wake.set()
             except InsufficientKeys:
+                if inline and self.cfg.on_empty(caller_sae, slaves[0]) == "fallback-pqc":
+                    raise NeedsThread from None
                 keys = self._on_empty(caller_sae, slaves, target, n, size_bits, now)
         else:
+            if inline:
+                raise NeedsThread
             keys = self._relay_keys(caller_sae, slaves, target, n, size_bits, now)
         self.metrics.keys_delivered.inc(len(keys))
         return keys
@@ -269,7 +280,8 @@ class KmeService:
         })
 
     # -- ETSI 014 clause 5.4: Get key with key IDs ------------------------------------------
-    def dec_keys(self, caller_sae: str, master: str, key_ids: Sequence[str]) -> list[DeliveredKey]:
+    def dec_keys(self, caller_sae: str, master: str, key_ids: Sequence[str],
+                 inline: bool = False) -> list[DeliveredKey]:
         lim = self.cfg.limits
         if not key_ids:
             raise bad_request("key_IDs is empty")
@@ -280,7 +292,7 @@ class KmeService:
             raise bad_request("key_ID is not a UUID", invalid_key_IDs=bad[:10])
         if len(set(key_ids)) != len(key_ids):
             raise bad_request("a key_ID is repeated")
-        self._pull_missing(master, key_ids)
+        self._pull_missing(master, key_ids, inline=inline)
         try:
             keys = self.store.retrieve(slave_sae=caller_sae, master_sae=master,
                                        key_ids=list(key_ids), now_s=time.time())
@@ -293,7 +305,7 @@ class KmeService:
         self.metrics.keys_retrieved.inc(len(keys))
         return keys
 
-    def _pull_missing(self, master: str, key_ids: Sequence[str]) -> None:
+    def _pull_missing(self, master: str, key_ids: Sequence[str], *, inline: bool) -> None:
         """Ask the master's KME about key IDs its sync has not brought here yet."""
         kme = self.cfg.kme_of_sae(master)
         if kme is None or kme == self.cfg.kme_id or kme not in self.peers:
@@ -301,6 +313,8 @@ class KmeService:
         for key_id in key_ids:
             if self.store.lookup(key_id) is not None:
                 continue
+            if inline:
+                raise NeedsThread
             try:
                 found = self.peers[kme].lookup(key_id)
             except PeerError as exc:
@@ -409,6 +423,9 @@ class KmeService:
         last_expire = 0.0
         while not self._stop.is_set():
             self._wake.wait(timeout=0.5)
+            # Coalesce: under load one push carries many assignments (a slave that asks
+            # before the push arrives makes its KME pull the assignment instead).
+            self._stop.wait(SYNC_COALESCE_S)
             self._wake.clear()
             if self._stop.is_set():
                 break

@@ -243,6 +243,8 @@ class SqlKeyStore(ABC):
         self.kme_id = kme_id
         self._cipher = AtRestCipher(kek)
         self._audit_key = audit_key(kek)
+        self._unit_bits_cache: dict[str, int] = {}
+        self._reserve_hint: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kme_id={self.kme_id!r})"
@@ -315,21 +317,37 @@ class SqlKeyStore(ABC):
         detail: dict[str, object],
         now_s: float,
     ) -> None:
+        self._audit_batch(tx, [(action, key_ids, master_sae, slave_saes, detail)], now_s=now_s)
+
+    def _audit_batch(
+        self,
+        tx: Tx,
+        records: Sequence[tuple[str, Sequence[str], str | None, Sequence[str], dict[str, object]]],
+        *,
+        now_s: float,
+    ) -> None:
+        """Append (action, key_ids, master, slaves, detail) records: one head lock, one
+        batched insert, one head update, whatever the number of records."""
         # Locking the head row is what makes the chain linear across processes (PostgreSQL);
         # it is taken last so that the work before it runs concurrently.
         prev_seq, prev_hash = tx.rows(
             "SELECT audit_seq, audit_hash FROM meta WHERE id = 1" + self.for_update
         )[0]
-        seq = int(prev_seq) + 1
+        seq = int(prev_seq)
+        h = str(prev_hash)
         time_s = float(now_s)
-        h = record_hash(
-            self._audit_key, prev_hash, seq, time_s, action, self.kme_id, key_ids, master_sae,
-            slave_saes, detail,
-        )
-        tx.run(
-            f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, time_s, action, self.kme_id, _dump(key_ids), master_sae, _dump(slave_saes),
-             canonical_json(detail), prev_hash, h),
+        rows = []
+        for action, key_ids, master_sae, slave_saes, detail in records:
+            seq += 1
+            new = record_hash(
+                self._audit_key, h, seq, time_s, action, self.kme_id, key_ids, master_sae,
+                slave_saes, detail,
+            )
+            rows.append((seq, time_s, action, self.kme_id, _dump(key_ids), master_sae,
+                         _dump(slave_saes), canonical_json(detail), h, new))
+            h = new
+        tx.run_many(
+            f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
         tx.run("UPDATE meta SET audit_seq = ?, audit_hash = ? WHERE id = 1", (seq, h))
 
@@ -391,6 +409,15 @@ class SqlKeyStore(ABC):
     def _unit_bits(tx: Tx, peer_kme: str) -> int:
         rows = tx.rows("SELECT unit_bits FROM peers WHERE peer_kme = ?", (peer_kme,))
         return int(rows[0][0]) if rows else 0
+
+    def _known_unit_bits(self, tx: Tx, peer_kme: str) -> int:
+        """_unit_bits, remembered once set: a peer's unit size never changes (hot path)."""
+        bits = self._unit_bits_cache.get(peer_kme)
+        if bits is None:
+            bits = self._unit_bits(tx, peer_kme)
+            if bits:
+                self._unit_bits_cache[peer_kme] = bits
+        return bits
 
     def _existing_units(self, tx: Tx, unit_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -541,17 +568,17 @@ class SqlKeyStore(ABC):
         _check_request(number, size_bits, master_sae, slaves)
 
         def work(tx: Tx) -> list[tuple[Assignment, DeliveredKey]]:
-            unit_bits = self._unit_bits(tx, peer_kme)
+            unit_bits = self._known_unit_bits(tx, peer_kme)
             if unit_bits == 0:
                 raise InsufficientKeys(f"no key material shared with {peer_kme} yet")
             per_key = units_per_key(size_bits, unit_bits)
             need = number * per_key
-            rows = tx.rows(
-                "SELECT unit_id, sealed FROM units "
-                "WHERE peer_kme = ? AND owner_kme = ? AND state = 'available' "
-                "ORDER BY seq LIMIT ?" + self.skip_locked,
-                (peer_kme, self.kme_id, need),
-            )
+            rows = self._available_units(tx, peer_kme, need, hint)
+            if len(rows) < need and hint:
+                # A unit below the hint can be free again (another process rolled back).
+                rows = self._available_units(tx, peer_kme, need, 0)
+            if len(rows) >= need:
+                last_seq[0] = max(int(r[2]) for r in rows[:need])
             if len(rows) < need:
                 raise InsufficientKeys(
                     f"{number} key(s) of {size_bits} bits toward {peer_kme} need {need} units; "
@@ -575,16 +602,32 @@ class SqlKeyStore(ABC):
                 )
                 out.append((a, DeliveredKey(a.key_id, material)))
             key_ids = [a.key_id for a, _ in out]
-            self._audit(tx, action="deliver", key_ids=key_ids, master_sae=master_sae,
-                        slave_saes=slaves, detail={"size_bits": size_bits, "number": number,
-                                                   "peer": peer_kme}, now_s=now_s)
+            records: list[tuple[str, Sequence[str], str | None, Sequence[str],
+                                dict[str, object]]] = [
+                ("deliver", key_ids, master_sae, slaves,
+                 {"size_bits": size_bits, "number": number, "peer": peer_kme})]
             if not keep_material:
-                self._audit(tx, action="erase", key_ids=key_ids, master_sae=master_sae,
-                            slave_saes=slaves, detail={"reason": "no slave SAE at this KME"},
-                            now_s=now_s)
+                records.append(("erase", key_ids, master_sae, slaves,
+                                {"reason": "no slave SAE at this KME"}))
+            self._audit_batch(tx, records, now_s=now_s)
             return out
 
-        return self._transaction(work, write=True)
+        # Units are taken in seq order and new units get larger seqs, so a scan may start
+        # after the last unit this process took: on PostgreSQL this skips the dead index
+        # entries of used units (a queue table's classic slowdown) until vacuum removes them.
+        hint = self._reserve_hint.get(peer_kme, 0)
+        last_seq = [hint]
+        out = self._transaction(work, write=True)
+        self._reserve_hint[peer_kme] = max(self._reserve_hint.get(peer_kme, 0), last_seq[0])
+        return out
+
+    def _available_units(self, tx: Tx, peer_kme: str, need: int, after_seq: int) -> list[Row]:
+        return tx.rows(
+            "SELECT unit_id, sealed, seq FROM units "
+            "WHERE peer_kme = ? AND owner_kme = ? AND state = 'available' AND seq > ? "
+            "ORDER BY seq LIMIT ?" + self.skip_locked,
+            (peer_kme, self.kme_id, after_seq, need),
+        )
 
     def _assign_units(self, tx: Tx, a: Assignment) -> tuple[str, list[bytes]] | None:
         """(link peer, unit plaintexts) for an assignment, or None if it is already applied.
@@ -617,7 +660,7 @@ class SqlKeyStore(ABC):
         (peer,) = peers
         if a.peer_kme not in (peer, self.kme_id):
             raise SyncConflict(f"key {a.key_id} names link {a.peer_kme}; its units are of {peer}")
-        unit_bits = self._unit_bits(tx, peer)
+        unit_bits = self._known_unit_bits(tx, peer)
         if units_per_key(a.size_bits, unit_bits) != len(a.unit_ids):
             raise SyncConflict(
                 f"key {a.key_id}: {len(a.unit_ids)} units of {unit_bits} bits do not make "
