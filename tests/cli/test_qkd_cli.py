@@ -125,3 +125,8 @@ def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
     links = out["qkd_links"]
     assert [r["length_km"] for r in links] == [10.0, 50.0]
     assert all(r["keys_match"] and r["secret_key_bits"] > 50_000 for r in links)
+    # The 10 km link's final keys, ingested into KMEs A and B, reach both SAEs over ETSI 014.
+    kms = out["kms"]
+    assert kms["units_per_kme"] == links[0]["secret_key_bits"] // 256
+    assert kms["keys_delivered"] == 8 and kms["keys_identical_at_both_saes"] is True
+    assert kms["stored_key_count_before"] == (kms["units_per_kme"] + 1) // 2
