@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kmenet import (
@@ -27,10 +28,11 @@ from qnetkit.kms.config import load_config
 from qnetkit.kms.server import build_service, ingest_block
 
 
-def test_kill_9_mid_load(tmp_path: Path) -> None:
+def test_kill_9_mid_load(tmp_path: Path, url_factory: Callable[[], str]) -> None:
     layout, _ = make_pki(tmp_path)
     ports = dict(zip("ABC", free_ports(3), strict=True))
-    configs = write_configs(tmp_path, layout, ports)
+    configs = write_configs(tmp_path, layout, ports,
+                            store_urls={"A": url_factory(), "B": url_factory()})
     # Shared key material for A-B, ingested straight into both stores before start.
     data = os.urandom(256 * 1024)
     for kme, peer in (("A", "B"), ("B", "A")):

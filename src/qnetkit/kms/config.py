@@ -92,7 +92,8 @@ class LimitsConfig(_Strict):
 
     key_size_bits: int = Field(default=256, ge=8)
     min_key_size_bits: int = Field(default=64, ge=8)
-    max_key_size_bits: int = Field(default=8192, ge=8)
+    # 65,280 bits = 8160 bytes, the most one HKDF-SHA256 call (the PQC fallback) can give.
+    max_key_size_bits: int = Field(default=8192, ge=8, le=65280)
     max_key_per_request: int = Field(default=128, ge=1)
     max_key_count: int = Field(default=10_000_000, ge=1)
     max_sae_id_count: int = Field(default=4, ge=0)
