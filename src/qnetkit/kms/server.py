@@ -215,29 +215,26 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
             return _error(404, "no such key delivered toward this peer")
         return JSONResponse(found)
 
-    @app.post("/kme/v1/relay", include_in_schema=False)
-    async def peer_relay(request: Request) -> JSONResponse:
+    async def _peer_message(request: Request, handler: Callable[[str, dict[str, Any]], None],
+                            what: str) -> JSONResponse:
+        """Run a peer KME's relay or PQC-key message; errors become 400/503 Error objects."""
         peer = require(request, "kme")
         body = _json(await _read_json(request))
         try:
-            await _threaded(service.peer_relay, peer, body)
+            await _threaded(handler, peer, body)
         except (KeyError, TypeError, ValueError):
-            raise bad_request("malformed relay message") from None
+            raise bad_request(f"malformed {what} message") from None
         except (PeerError, KmsError) as exc:
-            raise ApiError(503, f"relay failed at {cfg.kme_id}: {exc}") from None
+            raise ApiError(503, f"{what} failed at {cfg.kme_id}: {exc}") from None
         return JSONResponse({"ok": True})
+
+    @app.post("/kme/v1/relay", include_in_schema=False)
+    async def peer_relay(request: Request) -> JSONResponse:
+        return await _peer_message(request, service.peer_relay, "relay")
 
     @app.post("/kme/v1/pqc", include_in_schema=False)
     async def peer_pqc(request: Request) -> JSONResponse:
-        peer = require(request, "kme")
-        body = _json(await _read_json(request))
-        try:
-            await _threaded(service.peer_pqc, peer, body)
-        except (KeyError, TypeError, ValueError):
-            raise bad_request("malformed PQC key message") from None
-        except KmsError as exc:
-            raise ApiError(503, str(exc)) from None
-        return JSONResponse({"ok": True})
+        return await _peer_message(request, service.peer_pqc, "PQC key")
 
     @app.get("/kme/v1/kem_public", include_in_schema=False)
     def kem_public(request: Request) -> JSONResponse:
