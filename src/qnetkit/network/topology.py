@@ -1,0 +1,246 @@
+"""Topology files: nodes, QKD links, demands and a scenario, validated with pydantic.
+
+A bad file is reported with the field path in the file's own terms (``links[3].length_km``)
+and every problem at once, not only the first.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+NodeKind = Literal["kme", "trusted-relay", "user-site", "ground-station", "satellite"]
+LinkKind = Literal["fiber", "free-space", "satellite"]
+Policy = Literal["refuse", "fallback-pqc"]
+Engine = Literal["analytic", "monte-carlo"]
+
+_ID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Node(_Strict):
+    id: _ID
+    kind: NodeKind = "kme"
+    name: str | None = None
+    x_km: float = 0.0  # position for drawings (any planar projection)
+    y_km: float = 0.0
+
+
+class QkdSystem(_Strict):
+    """The QKD system on a link: a protocol of ``qnetkit.keyrate`` at a preset, or the
+    Monte-Carlo engine of ``qnetkit.qkd`` (decoy BB84 only)."""
+
+    protocol: str = "decoy-bb84"
+    preset: str | None = None
+    engine: Engine = "analytic"
+    pulse_rate_hz: float = Field(default=1e9, gt=0)
+    detector_efficiency: float | None = Field(default=None, gt=0, le=1)
+    dark_count_prob: float | None = Field(default=None, ge=0, lt=1)
+    misalignment_error: float | None = Field(default=None, ge=0, le=0.5)
+    block_s: float = Field(default=60.0, gt=0, description="key block (estimation) period")
+
+
+class ClassicalChannelSpec(_Strict):
+    """A classical DWDM channel sharing the fiber: Raman noise in the quantum channel."""
+
+    launch_power_dbm: float = Field(default=0.0, ge=-40, le=30)
+    direction: Literal["co", "counter"] = "co"
+    raman_cross_section_per_km_per_nm: float = Field(default=3e-9, ge=0)
+    load_profile: Literal["flat", "business", "evening"] = "business"
+
+
+class Ageing(_Strict):
+    """Detector ageing and temperature drift."""
+
+    efficiency_loss_per_day: float = Field(default=0.0, ge=0, lt=1)
+    dark_count_doubling_k: float = Field(default=8.0, gt=0,
+                                         description="dark counts double every this many kelvin")
+    temperature_amplitude_k: float = Field(default=0.0, ge=0, description="daily cycle amplitude")
+
+
+class PassWindows(_Strict):
+    """Satellite passes: a pass of ``duration_s`` every ``period_s``, first at ``first_s``."""
+
+    period_s: float = Field(default=86400.0, gt=0)
+    duration_s: float = Field(default=300.0, gt=0)
+    first_s: float = Field(default=0.0, ge=0)
+
+
+class Link(_Strict):
+    id: _ID
+    a: _ID
+    b: _ID
+    kind: LinkKind = "fiber"
+    length_km: float = Field(gt=0)
+    loss_db_per_km: float = Field(default=0.2, ge=0)
+    extra_loss_db: float = Field(default=0.0, ge=0)
+    qkd: QkdSystem = Field(default_factory=QkdSystem)
+    classical_channels: list[ClassicalChannelSpec] = Field(default_factory=list)
+    pool_capacity_bits: float = Field(default=1e8, gt=0)
+    mtbf_h: float | None = Field(default=None, gt=0, description="mean time between cuts")
+    mttr_h: float = Field(default=4.0, gt=0, description="mean time to repair")
+    ageing: Ageing = Field(default_factory=Ageing)
+    passes: PassWindows | None = None
+    weather_outage_prob: float = Field(default=0.0, ge=0, le=1,
+                                       description="share of time a free-space link is clouded")
+    published_rate_bps: float | None = Field(default=None, ge=0,
+                                             description="published secret key rate, if any")
+
+    @model_validator(mode="after")
+    def _ends(self) -> Link:
+        if self.a == self.b:
+            raise ValueError("a link needs two different end nodes")
+        return self
+
+
+class Demand(_Strict):
+    id: _ID
+    a: _ID
+    b: _ID
+    rate_bps: float = Field(gt=0)
+    priority: int = Field(default=1, ge=1, le=10)
+    policy: Policy = "refuse"
+
+
+class ScenarioEvent(_Strict):
+    at_s: float = Field(ge=0)
+    event: Literal["cut", "repair", "eavesdropper", "eavesdropper-off", "weather-outage",
+                   "weather-clear"]
+    link: _ID
+    intercept_fraction: float = Field(default=1.0, gt=0, le=1)
+
+
+class Monitoring(_Strict):
+    qber_warning: float = Field(default=0.05, gt=0, lt=0.5)
+    qber_abort: float = Field(default=0.11, gt=0, lt=0.5)
+    pool_low_fraction: float = Field(default=0.05, ge=0, lt=1)
+    detector_efficiency_warning: float = Field(default=0.8, gt=0, le=1,
+                                               description="fraction of the initial efficiency")
+
+
+class Topology(_Strict):
+    name: str
+    description: str = ""
+    source: str = ""
+    step_s: float = Field(default=60.0, gt=0, le=3600)
+    nodes: list[Node]
+    links: list[Link]
+    demands: list[Demand] = Field(default_factory=list)
+    scenario: list[ScenarioEvent] = Field(default_factory=list)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+
+    def node(self, node_id: str) -> Node:
+        return next(n for n in self.nodes if n.id == node_id)
+
+
+class TopologyError(Exception):
+    """A topology file is invalid; ``problems`` lists (field path, message) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {path}: {msg}" for path, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's ('links', 3, 'length_km') as the file's own ``links[3].length_km``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _cross_checks(t: Topology) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    from qnetkit.keyrate.registry import PROTOCOL_NAMES, get_protocol
+
+    id_lists = (("nodes", [n.id for n in t.nodes]), ("links", [ln.id for ln in t.links]),
+                ("demands", [d.id for d in t.demands]))
+    for what, ids in id_lists:
+        seen: set[str] = set()
+        for i, ident in enumerate(ids):
+            if ident in seen:
+                problems.append((f"{what}[{i}].id", f"duplicate id {ident!r}"))
+            seen.add(ident)
+    nodes = {n.id for n in t.nodes}
+    links = {ln.id for ln in t.links}
+    for i, ln in enumerate(t.links):
+        for end in ("a", "b"):
+            if getattr(ln, end) not in nodes:
+                problems.append((f"links[{i}].{end}", f"unknown node {getattr(ln, end)!r}"))
+        if ln.qkd.protocol not in PROTOCOL_NAMES or ln.qkd.protocol == "plob":
+            ok = ", ".join(p for p in PROTOCOL_NAMES if p != "plob")
+            problems.append((f"links[{i}].qkd.protocol",
+                             f"unknown protocol {ln.qkd.protocol!r} (one of {ok})"))
+        else:
+            spec = get_protocol(ln.qkd.protocol)
+            if ln.qkd.preset is not None and ln.qkd.preset not in spec.presets:
+                problems.append((f"links[{i}].qkd.preset", f"unknown preset {ln.qkd.preset!r} "
+                                 f"(one of {', '.join(sorted(spec.presets))})"))
+        if ln.qkd.engine == "monte-carlo" and ln.qkd.protocol != "decoy-bb84":
+            problems.append((f"links[{i}].qkd.engine",
+                             "the Monte-Carlo engine runs decoy-bb84 only"))
+        if ln.kind == "satellite" and ln.passes is None:
+            problems.append((f"links[{i}].passes", "a satellite link needs pass windows"))
+    for i, d in enumerate(t.demands):
+        for end in ("a", "b"):
+            if getattr(d, end) not in nodes:
+                problems.append((f"demands[{i}].{end}", f"unknown node {getattr(d, end)!r}"))
+        if d.a == d.b:
+            problems.append((f"demands[{i}]", "a demand needs two different sites"))
+    for i, ev in enumerate(t.scenario):
+        if ev.link not in links:
+            problems.append((f"scenario[{i}].link", f"unknown link {ev.link!r}"))
+    if t.monitoring.qber_warning >= t.monitoring.qber_abort:
+        problems.append(("monitoring.qber_warning", "must be below qber_abort"))
+    return problems
+
+
+def parse_topology(data: Any, source: str = "<topology>") -> Topology:
+    """Validate a parsed YAML document; TopologyError lists every problem found."""
+    try:
+        topo = Topology.model_validate(data)
+    except ValidationError as exc:
+        problems = [(field_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()]
+        raise TopologyError(source, problems) from None
+    problems = _cross_checks(topo)
+    if problems:
+        raise TopologyError(source, problems)
+    return topo
+
+
+def load_topology(path: Path) -> Topology:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TopologyError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise TopologyError(str(path), [(where, "not valid YAML")]) from None
+    return parse_topology(data, str(path))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+
+
+def parse_duration_s(text: str) -> float:
+    """'90s', '30m', '6h', '1d' or plain seconds."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"bad duration {text!r} (use e.g. 90s, 30m, 6h, 1d)")
+    value = float(m.group(1))
+    return value * {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[m.group(2)]
