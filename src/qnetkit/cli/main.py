@@ -17,6 +17,7 @@ from qnetkit.cli.keyrate_cmd import app as keyrate_app
 from qnetkit.cli.kms_cmd import app as kms_app
 from qnetkit.cli.network_cmd import app as network_app
 from qnetkit.cli.network_cmd import report as report_cmd
+from qnetkit.cli.network_cmd import sweep as sweep_cmd
 from qnetkit.cli.qkd_cmd import app as qkd_app
 from qnetkit.errors import ParameterError
 
@@ -32,6 +33,7 @@ app.add_typer(qkd_app, name="qkd")
 app.add_typer(kms_app, name="kms")
 app.add_typer(network_app, name="network")
 app.command("report")(report_cmd)
+app.command("sweep")(sweep_cmd)
 
 
 def _version_callback(value: bool) -> None:

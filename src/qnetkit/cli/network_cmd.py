@@ -179,3 +179,57 @@ def report(
     except ReportError as exc:
         raise CliUsageError(str(exc)) from None
     print(f"report: {path.resolve()}")
+
+
+def sweep(
+    file: Path = typer.Argument(..., help="topology YAML"),
+    param: list[str] = typer.Option(..., "--param",
+                                    help="PATH=START:STOP:STEP or PATH=A,B,C (repeat)"),
+    duration: str = typer.Option("1d", "--duration"),
+    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(2, "--workers", min=1, help="local processes"),
+    scheduler: str | None = typer.Option(None, "--scheduler",
+                                         help="Dask scheduler, e.g. tcp://HOST:8786"),
+    out: Path | None = typer.Option(None, "--out", help="CSV table of all runs"),
+    as_json: bool = JSON,
+) -> None:
+    """Run the simulation over a grid of parameter values; one row per run."""
+    import csv
+
+    import yaml
+
+    from qnetkit.network.sweep import parse_param, run_sweep
+    from qnetkit.network.topology import parse_duration_s
+
+    try:
+        params = [parse_param(p) for p in param]
+        duration_s = parse_duration_s(duration)
+    except ValueError as exc:
+        raise CliUsageError(str(exc)) from None
+    _load(file)  # the base file itself must be valid
+    doc = yaml.safe_load(file.read_text())
+    try:
+        with _progress("sweep") as progress:
+            rows = run_sweep(doc, params, duration_s=duration_s, seed=seed, workers=workers,
+                             scheduler=scheduler, progress=progress)
+    except (ValueError, KeyError) as exc:
+        raise CliUsageError(str(exc).strip("'\"")) from None
+    except OSError as exc:
+        raise CliUsageError(f"--scheduler {scheduler}: {exc}") from None
+    if out is not None:
+        with out.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    if as_json:
+        emit_json({"runs": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sweep of {file.name}: {len(rows)} runs")
+    for col in rows[0]:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()))
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)

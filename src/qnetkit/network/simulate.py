@@ -173,6 +173,8 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
 
     # Scripted scenario.
     for ev in sorted(topo.scenario, key=lambda e: e.at_s):
+        if ev.at_s >= n_steps * dt:
+            continue  # after the end of this run
         i = index[ev.link]
         k = step_of(ev.at_s)
         if ev.event in ("cut", "weather-outage"):
