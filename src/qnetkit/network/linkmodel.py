@@ -68,7 +68,28 @@ class LinkModel:
     _grid_qber: FloatArray | None = None
 
     @classmethod
-    def build(cls, link: Link) -> LinkModel:
+    def build_many(cls, links: list[Link]) -> list[LinkModel]:
+        """Models of many links; decoy-BB84 links that share a system are optimised in one
+        vectorised call (the optimal intensity depends on the length only)."""
+        groups: dict[Any, list[int]] = {}
+        out: list[LinkModel | None] = [None] * len(links)
+        for i, ln in enumerate(links):
+            params = cls._params(ln)
+            if isinstance(params, DecoyBB84Params):
+                groups.setdefault(params, []).append(i)
+            else:
+                out[i] = cls.build(ln)
+        for params, members in groups.items():
+            lengths = np.array([links[i].length_km for i in members])
+            curve = decoy_bb84_key_rate(params, lengths)
+            for n, i in enumerate(members):
+                mu = None if curve.mu is None else float(curve.mu[n])
+                out[i] = cls._decoy(links[i], params, float(curve.key_rate_per_pulse[n]),
+                                    float(curve.qber[n]), mu)
+        return [m for m in out if m is not None]
+
+    @staticmethod
+    def _params(link: Link) -> Any:
         spec = get_protocol(link.qkd.protocol)
         overrides: dict[str, Any] = {}
         fields = {f.name for f in dataclasses.fields(spec.params_type)}
@@ -80,18 +101,28 @@ class LinkModel:
                             ("extra_loss_db", link.extra_loss_db)):
             if name in fields:
                 overrides[name] = value
-        params = spec.params_from(link.qkd.preset, overrides)
+        return spec.params_from(link.qkd.preset, overrides)
+
+    @classmethod
+    def _decoy(cls, link: Link, params: DecoyBB84Params, rate_per_pulse: float, qber: float,
+               mu: float | None) -> LinkModel:
+        rate_hz = link.qkd.pulse_rate_hz
+        gate = min(1e-9, 1.0 / rate_hz)
+        raman = tuple((ch.load_profile,
+                       raman_counts_per_gate(link, ch, params.detector_efficiency, gate))
+                      for ch in link.classical_channels)
+        return cls(link, params, rate_hz, rate_per_pulse * rate_hz, qber, mu, raman)
+
+    @classmethod
+    def build(cls, link: Link) -> LinkModel:
+        spec = get_protocol(link.qkd.protocol)
+        params = cls._params(link)
         rate_hz = link.qkd.pulse_rate_hz
         if isinstance(params, DecoyBB84Params):
             curve = decoy_bb84_key_rate(params, [link.length_km])
             mu = float(curve.mu[0]) if curve.mu is not None else None
-            gate = min(1e-9, 1.0 / rate_hz)
-            raman = tuple((ch.load_profile,
-                           raman_counts_per_gate(link, ch, params.detector_efficiency, gate))
-                          for ch in link.classical_channels)
-            model = cls(link, params, rate_hz, float(curve.key_rate_per_pulse[0]) * rate_hz,
-                        float(curve.qber[0]), mu, raman)
-            return model
+            return cls._decoy(link, params, float(curve.key_rate_per_pulse[0]),
+                              float(curve.qber[0]), mu)
         grid = np.linspace(0.0, link.length_km * 1.5 + 50.0, 400)
         curve = spec.evaluate(params, grid)
         model = cls(link, params, rate_hz, 0.0, 0.0)

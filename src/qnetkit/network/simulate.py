@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qnetkit.network.linkmodel import DAY_S, LinkModel, ageing_factors
-from qnetkit.network.routing import allocate, build_graph, candidate_paths
+from qnetkit.network.routing import HORIZON_S, Router, allocate
 from qnetkit.network.topology import Link, Topology
 
 FloatArray = npt.NDArray[np.float64]
@@ -199,7 +199,7 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
             intercept[i, k:] = 0.0
             clear_at[i].append(ev.at_s)
 
-    models = [LinkModel.build(ln) for ln in links]
+    models = LinkModel.build_many(links)
     for i, ln in enumerate(links):
         eff, dark = ageing_factors(ln, times)
         eff_series[i] = eff
@@ -231,7 +231,9 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
                 qber_clean[i] = qber[i]
 
     # -- the step loop: quarantine, pools, routing, relay ---------------------------------
-    ends = [(ln.a, ln.b) for ln in links]
+    node_index = {n.id: i for i, n in enumerate(topo.nodes)}
+    router = Router(len(topo.nodes), [(node_index[ln.a], node_index[ln.b]) for ln in links])
+    pairs = [(node_index[d.a], node_index[d.b]) for d in topo.demands]
     cap = np.array([ln.pool_capacity_bits for ln in links])
     nominal = np.array([m.nominal_rate_bps for m in models])
     pool = np.minimum(cap, nominal * INITIAL_POOL_S)
@@ -286,8 +288,8 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
         # Re-plan on any change of the up set, and periodically as pools move.
         if last_plan_up is None or not np.array_equal(up, last_plan_up) or \
                 t - last_plan_t >= REPLAN_S:
-            g = build_graph(ends, up, pool, np.where(up, rate[:, k], 0.0))
-            paths = [candidate_paths(g, d.a, d.b) for d in topo.demands]
+            supply = pool + np.where(up, rate[:, k], 0.0) * HORIZON_S
+            paths = router.plan(pairs, up, supply)
             last_plan_up, last_plan_t = up.copy(), t
         before = pool.copy()
         for j, d in demands:
