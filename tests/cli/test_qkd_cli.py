@@ -130,3 +130,9 @@ def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
     assert kms["units_per_kme"] == links[0]["secret_key_bits"] // 256
     assert kms["keys_delivered"] == 8 and kms["keys_identical_at_both_saes"] is True
     assert kms["stored_key_count_before"] == (kms["units_per_kme"] + 1) // 2
+    # The main job: the metro network over a day, with its report.
+    net = out["network"]
+    assert Path(net["report"]).stat().st_size > 50_000
+    kinds = {i["kind"] for i in net["incidents"]}
+    assert {"fiber-cut", "repair", "eavesdropper", "quarantine"} <= kinds
+    assert all(0 < d["served_fraction"] <= 1 for d in net["demands"])
