@@ -163,7 +163,8 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
     qber = np.zeros((n_links, n_steps))
     qber_clean = np.zeros((n_links, n_steps))
     eff_series = np.ones((n_links, n_steps))
-    phys_up = np.ones((n_links, n_steps), dtype=bool)
+    phys_up = np.ones((n_links, n_steps), dtype=bool)  # not cut (faults needing repair)
+    scheduled = np.ones((n_links, n_steps), dtype=bool)  # passes and weather
     incidents: list[dict[str, Any]] = []
     intercept = np.zeros((n_links, n_steps))
     clear_at: dict[int, list[float]] = {i: [] for i in range(n_links)}
@@ -178,13 +179,13 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
         i = index[ev.link]
         k = step_of(ev.at_s)
         if ev.event in ("cut", "weather-outage"):
-            phys_up[i, k:] = False
+            (phys_up if ev.event == "cut" else scheduled)[i, k:] = False
             incidents.append({"kind": "fiber-cut" if ev.event == "cut" else "weather-outage",
                               "link": ev.link, "time_s": ev.at_s,
                               "detected_s": float(times[k]) + dt if k < n_steps else None,
                               "detail": "scripted"})
         elif ev.event in ("repair", "weather-clear"):
-            phys_up[i, k:] = True
+            (phys_up if ev.event == "repair" else scheduled)[i, k:] = True
             clear_at[i].append(ev.at_s)
             incidents.append({"kind": "repair" if ev.event == "repair" else "weather-clear",
                               "link": ev.link, "time_s": ev.at_s, "detected_s": None,
@@ -216,8 +217,8 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
             mean_out = 7200.0
             mean_clear = mean_out * (1 - ln.weather_outage_prob) / ln.weather_outage_prob
             down, _ = _outage_mask(rng, n_steps, dt, mean_clear, mean_out)
-            phys_up[i] &= ~down
-        phys_up[i] &= _pass_mask(ln, times)
+            scheduled[i] &= ~down
+        scheduled[i] &= _pass_mask(ln, times)
         if ln.qkd.engine == "monte-carlo":
             r, q = _mc_rates(ln, models[i], times, eff, seed * 1000 + i)
             q_eve = q * (1 - intercept[i]) + 0.25 * intercept[i]
@@ -254,11 +255,13 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
     eve_incident = {inc["link"]: inc for inc in incidents if inc["kind"] == "eavesdropper"}
     paths: list[list[list[int]]] = [[] for _ in topo.demands]
     last_plan_up: BoolArray | None = None
+    stored_ok = np.array([ln.kind == "satellite" for ln in links])
     last_plan_t = -math.inf
 
     for k in range(n_steps):
         t = times[k]
-        # Repairs and clearing: a link that comes back re-authenticates first.
+        # Repairs and clearing: a link that comes back re-authenticates first (not after a
+        # satellite pass or a cloud: the authentication keys are kept).
         back = phys_up[:, k] & ~was_phys_up
         reauth_until[back] = t + REAUTH_S
         was_phys_up = phys_up[:, k].copy()
@@ -267,7 +270,7 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
                 quarantined[i] = False
                 reauth_until[i] = t + REAUTH_S
         # Abort: QBER above the abort level. Unexplained by the link's own noise -> quarantine.
-        up_phys = phys_up[:, k] & ~quarantined
+        up_phys = phys_up[:, k] & scheduled[:, k] & ~quarantined
         aborting = up_phys & (qber[:, k] > mon.qber_abort)
         suspicious = aborting & (qber_clean[:, k] <= mon.qber_abort)
         for i in map(int, np.flatnonzero(suspicious)):
@@ -280,7 +283,7 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
                               "detected_s": float(t + dt),
                               "detail": f"QBER {qber[i, k]:.3f} above abort "
                                         f"{mon.qber_abort}; link taken out of routing"})
-        up = phys_up[:, k] & ~quarantined & (reauth_until <= t)
+        up = up_phys & (reauth_until <= t)
         up_series[:, k] = up
         gen = np.where(up & ~aborting, rate[:, k] * dt, 0.0)
         produced[:, k] = gen
@@ -289,7 +292,9 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
         if last_plan_up is None or not np.array_equal(up, last_plan_up) or \
                 t - last_plan_t >= REPLAN_S:
             supply = pool + np.where(up, rate[:, k], 0.0) * HORIZON_S
-            paths = router.plan(pairs, up, supply)
+            # Key already stored on a satellite link can be relayed between passes: the
+            # satellite is a trusted node holding both keys (Micius, Liao et al. 2018).
+            paths = router.plan(pairs, up | (stored_ok & ~quarantined), supply)
             last_plan_up, last_plan_t = up.copy(), t
         before = pool.copy()
         for j, d in demands:

@@ -161,24 +161,46 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _cross_checks(t: Topology) -> list[tuple[str, str]]:
+def _reference_checks(data: Any) -> list[tuple[str, str]]:
+    """Duplicate ids and dangling references, on the raw document, so that they are reported
+    together with schema problems (every problem at once)."""
+    if not isinstance(data, dict):
+        return []
     problems: list[tuple[str, str]] = []
+
+    def items(key: str) -> list[Any]:
+        value = data.get(key)
+        return value if isinstance(value, list) else []
+
+    ids: dict[str, set[str]] = {}
+    for what in ("nodes", "links", "demands"):
+        seen: set[str] = set()
+        for i, item in enumerate(items(what)):
+            ident = item.get("id") if isinstance(item, dict) else None
+            if isinstance(ident, str):
+                if ident in seen:
+                    problems.append((f"{what}[{i}].id", f"duplicate id {ident!r}"))
+                seen.add(ident)
+        ids[what] = seen
+    for what in ("links", "demands"):
+        for i, item in enumerate(items(what)):
+            for end in ("a", "b"):
+                ref = item.get(end) if isinstance(item, dict) else None
+                if isinstance(ref, str) and ref not in ids["nodes"]:
+                    problems.append((f"{what}[{i}].{end}", f"unknown node {ref!r}"))
+    for i, item in enumerate(items("scenario")):
+        ref = item.get("link") if isinstance(item, dict) else None
+        if isinstance(ref, str) and ref not in ids["links"]:
+            problems.append((f"scenario[{i}].link", f"unknown link {ref!r}"))
+    return problems
+
+
+def _model_checks(t: Topology) -> list[tuple[str, str]]:
+    """Checks that need the validated model: protocols, presets, engines, passes."""
     from qnetkit.keyrate.registry import PROTOCOL_NAMES, get_protocol
 
-    id_lists = (("nodes", [n.id for n in t.nodes]), ("links", [ln.id for ln in t.links]),
-                ("demands", [d.id for d in t.demands]))
-    for what, ids in id_lists:
-        seen: set[str] = set()
-        for i, ident in enumerate(ids):
-            if ident in seen:
-                problems.append((f"{what}[{i}].id", f"duplicate id {ident!r}"))
-            seen.add(ident)
-    nodes = {n.id for n in t.nodes}
-    links = {ln.id for ln in t.links}
+    problems: list[tuple[str, str]] = []
     for i, ln in enumerate(t.links):
-        for end in ("a", "b"):
-            if getattr(ln, end) not in nodes:
-                problems.append((f"links[{i}].{end}", f"unknown node {getattr(ln, end)!r}"))
         if ln.qkd.protocol not in PROTOCOL_NAMES or ln.qkd.protocol == "plob":
             ok = ", ".join(p for p in PROTOCOL_NAMES if p != "plob")
             problems.append((f"links[{i}].qkd.protocol",
@@ -194,14 +216,8 @@ def _cross_checks(t: Topology) -> list[tuple[str, str]]:
         if ln.kind == "satellite" and ln.passes is None:
             problems.append((f"links[{i}].passes", "a satellite link needs pass windows"))
     for i, d in enumerate(t.demands):
-        for end in ("a", "b"):
-            if getattr(d, end) not in nodes:
-                problems.append((f"demands[{i}].{end}", f"unknown node {getattr(d, end)!r}"))
         if d.a == d.b:
             problems.append((f"demands[{i}]", "a demand needs two different sites"))
-    for i, ev in enumerate(t.scenario):
-        if ev.link not in links:
-            problems.append((f"scenario[{i}].link", f"unknown link {ev.link!r}"))
     if t.monitoring.qber_warning >= t.monitoring.qber_abort:
         problems.append(("monitoring.qber_warning", "must be below qber_abort"))
     return problems
@@ -209,12 +225,15 @@ def _cross_checks(t: Topology) -> list[tuple[str, str]]:
 
 def parse_topology(data: Any, source: str = "<topology>") -> Topology:
     """Validate a parsed YAML document; TopologyError lists every problem found."""
+    references = _reference_checks(data)
     try:
         topo = Topology.model_validate(data)
     except ValidationError as exc:
         problems = [(field_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()]
-        raise TopologyError(source, problems) from None
-    problems = _cross_checks(topo)
+        seen = {path for path, _ in problems}
+        raise TopologyError(source, problems + [p for p in references if p[0] not in seen]) \
+            from None
+    problems = references + _model_checks(topo)
     if problems:
         raise TopologyError(source, problems)
     return topo
