@@ -159,3 +159,11 @@ def test_monte_carlo_link_engine_on_request() -> None:
     # same order (tests/qkd/test_link.py: 3.8e-4 vs 8.3e-4 per pulse at 10 km, 1e8 pulses).
     assert 0.2 * an < mc < an
     assert 0.02 < r.link_qber[0, 0] < 0.05
+
+
+def test_higher_priority_is_served_first_when_key_is_short() -> None:
+    demands = [{"id": "low", "a": "A", "b": "C", "rate_bps": 5e5, "priority": 1},
+               {"id": "high", "a": "A", "b": "C", "rate_bps": 5e5, "priority": 9}]
+    r = simulate(_topo(line(2e8), demands), duration_s=6 * HOUR, seed=0)
+    s = {d["id"]: d["served_fraction"] for d in r.summary()["demands"]}
+    assert s["high"] > 0.99 and 0.0 < s["low"] < 0.9

@@ -241,7 +241,7 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
     up_series = np.zeros((n_links, n_steps), dtype=bool)
     pool_series = np.zeros((n_links, n_steps))
     produced = np.zeros((n_links, n_steps))
-    demands = sorted(enumerate(topo.demands), key=lambda jd: jd[1].priority)
+    demands = sorted(enumerate(topo.demands), key=lambda jd: -jd[1].priority)
     delivered = np.zeros((len(topo.demands), n_steps))
     fallback = np.zeros((len(topo.demands), n_steps), dtype=bool)
     relayed = np.zeros(n_links)

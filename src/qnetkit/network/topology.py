@@ -105,7 +105,8 @@ class Demand(_Strict):
     a: _ID
     b: _ID
     rate_bps: float = Field(gt=0)
-    priority: int = Field(default=1, ge=1, le=10)
+    priority: int = Field(default=1, ge=1, le=10,
+                          description="1 (lowest) to 10 (highest): served first when key is short")
     policy: Policy = "refuse"
 
 
