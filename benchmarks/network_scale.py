@@ -41,7 +41,8 @@ print(json.dumps({
     "generate_s": t1 - t0, "simulate_s": t2 - t1,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "incidents": len(s["incidents"]),
-    "served_fraction_mean": sum(d["served_fraction"] for d in s["demands"]) / max(1, len(s["demands"])),
+    "served_fraction_mean": (sum(d["served_fraction"] for d in s["demands"])
+                             / max(1, len(s["demands"]))),
 }))
 """
 
