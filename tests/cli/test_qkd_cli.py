@@ -117,10 +117,12 @@ def test_reconcile_and_amplify_commands() -> None:
 
 
 def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
-    proc = run("demo", "--out", str(tmp_path / "out"), "--json")
+    # A relative --out, as `make demo` gives it.
+    proc = subprocess.run([str(QNETKIT), "demo", "--out", "out", "--json"], capture_output=True,
+                          text=True, timeout=300, check=False, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert Path(out["plot"]).stat().st_size > 10_000
+    assert (tmp_path / out["plot"]).stat().st_size > 10_000
     assert out["protocols"]["decoy-bb84"]["max_distance_km"] == pytest.approx(142.2, abs=0.5)
     links = out["qkd_links"]
     assert [r["length_km"] for r in links] == [10.0, 50.0]
@@ -132,7 +134,7 @@ def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
     assert kms["stored_key_count_before"] == (kms["units_per_kme"] + 1) // 2
     # The main job: the metro network over a day, with its report.
     net = out["network"]
-    assert Path(net["report"]).stat().st_size > 50_000
+    assert (tmp_path / net["report"]).stat().st_size > 50_000
     kinds = {i["kind"] for i in net["incidents"]}
     assert {"fiber-cut", "repair", "eavesdropper", "quarantine"} <= kinds
     assert all(0 < d["served_fraction"] <= 1 for d in net["demands"])

@@ -35,6 +35,7 @@ def _free_port() -> int:
 def deliver_link_keys(directory: Path, alice_key: bytes, bob_key: bytes,
                       n_keys: int = 8) -> dict[str, Any]:
     """Ingest both ends' keys, serve them, fetch ``n_keys`` at A and the same IDs at B."""
+    directory = directory.resolve()  # the configs hold absolute paths
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)

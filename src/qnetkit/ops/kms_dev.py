@@ -51,6 +51,7 @@ def _write_secret(path: Path, data: bytes) -> None:
 
 def prepare(directory: Path, port_base: int) -> tuple[PkiLayout, dict[str, Path]]:
     """PKI, key-encryption keys and the two YAML configurations (reused if present)."""
+    directory = directory.resolve()  # the configs hold absolute paths
     directory.mkdir(parents=True, exist_ok=True)
     pki_dir = directory / "pki"
     layout = init_pki(pki_dir, kmes=list(KMES), saes=list(SAES), force=True)
