@@ -85,3 +85,16 @@ def test_generate_then_simulate(tmp_path: Path) -> None:
 def test_bad_duration() -> None:
     r = run("network", "simulate", str(EXAMPLES / "metro.yaml"), "--duration", "soon")
     assert r.returncode == 2 and "duration" in r.stderr
+
+
+def test_report_uses_the_topology_qber_levels(tmp_path: Path) -> None:
+    doc = yaml.safe_load((EXAMPLES / "metro.yaml").read_text())
+    doc["monitoring"] = {"qber_warning": 0.031, "qber_abort": 0.093}
+    topo = tmp_path / "m.yaml"
+    topo.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "run"
+    assert run("network", "simulate", str(topo), "--duration", "2h", "--out", str(out)
+               ).returncode == 0
+    assert run("report", str(out), "--out", str(tmp_path / "r.html")).returncode == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "warning 0.031" in html and "abort 0.093" in html

@@ -91,7 +91,7 @@ class SimResult:
             "topology": topo.name, "description": topo.description, "source": topo.source,
             "duration_s": self.duration_s, "step_s": dt, "seed": self.seed,
             "wall_s": self.wall_s,
-            "thresholds": {"qber_warning": topo.monitoring.qber_warning,
+            "monitoring": {"qber_warning": topo.monitoring.qber_warning,
                            "qber_abort": topo.monitoring.qber_abort},
             "nodes": [{"id": n.id, "kind": n.kind, "x_km": n.x_km, "y_km": n.y_km}
                       for n in topo.nodes],
