@@ -15,7 +15,16 @@ usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 cmd=$1
 mkdir -p "$2"
 dir=$(cd "$2" && pwd)
-data=$dir/data
+# The cluster's files live in DIR unless the postgres user cannot reach it (a checkout under
+# /root, mode 700): then in a directory of its own under /tmp, named after DIR. The DSN file
+# is always DIR/dsn.
+home=$dir
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 \
+        && ! runuser -u postgres -- test -x "$(dirname "$dir")" 2>/dev/null; then
+    home=/tmp/qnetkit-pgtest-$(printf %s "$dir" | md5sum | cut -c1-12)
+    mkdir -p "$home"
+fi
+data=$home/data
 
 find_bindir() {
     local d
@@ -58,11 +67,11 @@ start)
     fi
     if [ "$(id -u)" -eq 0 ]; then
         id postgres >/dev/null 2>&1 || { echo "no 'postgres' system user" >&2; exit 1; }
-        chown postgres: "$dir"
+        chown postgres: "$home"
     fi
-    chmod 700 "$dir"
-    if ! as_pg test -w "$dir"; then
-        echo "$dir is not reachable by the postgres user (check the parent directories)" >&2
+    chmod 700 "$home"
+    if ! as_pg test -w "$home"; then
+        echo "$home is not reachable by the postgres user (check the parent directories)" >&2
         exit 1
     fi
     if running && [ -s "$dir/dsn" ]; then
@@ -72,15 +81,15 @@ start)
     if [ ! -f "$data/PG_VERSION" ]; then
         rm -rf "$data"
         as_pg "$bindir/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=trust \
-            -E UTF8 --locale=C --no-sync >"$dir/initdb.log" 2>&1 \
-            || { cat "$dir/initdb.log" >&2; exit 1; }
+            -E UTF8 --locale=C --no-sync >"$home/initdb.log" 2>&1 \
+            || { cat "$home/initdb.log" >&2; exit 1; }
     fi
-    as_pg mkdir -p "$dir/sock"
+    as_pg mkdir -p "$home/sock"
     started=
     for _ in 1 2 3 4 5; do  # another process may take the free port before we bind it
         port=$(free_port)
-        if as_pg "$bindir/pg_ctl" -D "$data" -l "$dir/log" -w -t 60 start -o \
-            "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        if as_pg "$bindir/pg_ctl" -D "$data" -l "$home/log" -w -t 60 start -o \
+            "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$home/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
             >/dev/null; then
             started=1
             break
@@ -88,7 +97,7 @@ start)
     done
     if [ -z "$started" ]; then
         echo "PostgreSQL did not start; its log:" >&2
-        tail -n 30 "$dir/log" >&2 || true
+        tail -n 30 "$home/log" >&2 || true
         exit 1
     fi
     dsn="postgresql://postgres@127.0.0.1:$port/postgres"
