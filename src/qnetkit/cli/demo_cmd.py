@@ -59,23 +59,20 @@ def _link_runs() -> tuple[list[dict[str, object]], tuple[bytes, bytes]]:
     return rows, first
 
 
-METRO = Path(__file__).resolve().parents[3] / "examples" / "metro.yaml"
-
-
 def _network_run(out: Path) -> dict[str, object]:
     """The main job: the metro example for one simulated day, a run directory and a report."""
+    from qnetkit.network.examples import example_path
     from qnetkit.network.simulate import simulate, write_run
     from qnetkit.network.topology import load_topology
     from qnetkit.ops.report import write_report
 
-    if not METRO.exists():
-        raise CliUsageError(f"{METRO} not found (run the demo from a source checkout)")
-    topo = load_topology(METRO)
+    metro = example_path("metro")
+    topo = load_topology(metro)
     result = simulate(topo, duration_s=86400.0, seed=1)
     run_dir = write_run(result, out / "metro-run")
     report = write_report(run_dir, out / "report.html")
     s = result.summary()
-    return {"topology": str(METRO), "run_dir": str(run_dir), "report": str(report),
+    return {"topology": str(metro), "run_dir": str(run_dir), "report": str(report),
             "wall_s": result.wall_s, "links": s["links"], "demands": s["demands"],
             "incidents": s["incidents"]}
 

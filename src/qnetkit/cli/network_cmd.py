@@ -167,6 +167,41 @@ def generate(
         print(f"{out}: {info['nodes']} nodes, {info['links']} links, {info['demands']} demands")
 
 
+@app.command()
+def examples(
+    copy: Path | None = typer.Option(None, "--copy", help="copy the examples into this directory"),
+    names: list[str] = typer.Argument(None, help="example names (default: all)"),
+    force: bool = typer.Option(False, "--force", help="overwrite files that exist"),
+    as_json: bool = JSON,
+) -> None:
+    """List the example topologies shipped with qnetkit, or copy them out to edit."""
+    from qnetkit.network.examples import ExampleError, copy_examples, example_path, list_examples
+    from qnetkit.network.topology import load_topology
+
+    try:
+        if copy is not None:
+            written = copy_examples(copy, names or None, force=force)
+            if as_json:
+                emit_json({"copied": [str(p) for p in written]})
+            else:
+                for p in written:
+                    print(p)
+            return
+        chosen = [example_path(n) for n in (names or list_examples())]
+    except ExampleError as exc:
+        raise CliUsageError(str(exc)) from None
+    rows = []
+    for path in chosen:
+        topo = load_topology(path)
+        rows.append({"name": path.stem, "path": str(path), "nodes": len(topo.nodes),
+                     "links": len(topo.links), "description": " ".join(topo.description.split())})
+    if as_json:
+        emit_json({"examples": rows})
+    else:
+        for r in rows:
+            print(f"{r['name']:<18} {r['nodes']:>3} nodes {r['links']:>3} links  {r['path']}")
+
+
 def report(
     run_dir: Path = typer.Argument(..., help="run directory of `qnetkit network simulate`"),
     out: Path = typer.Option(Path("report.html"), "--out"),
