@@ -32,7 +32,7 @@ sockets (random among equals). Variables are placed in ascending degree order.
   4-cycles are unavoidable (a degree-73 variable next to degree-20 checks sees every check
   within distance 1).
 * A code of n = 2^17 builds in 1 - 4 s (numba), 2^15 in well under a second; ``get_code``
-  caches them.
+  caches them in the process and on disk (``qnetkit.diskcache``).
 
 Rate adaptation needs, per code, an ordered list of positions that may be punctured. We use the
 untainted puncturing algorithm of Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for
@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from qnetkit import diskcache
 from qnetkit.errors import ParameterError
 
 IntArray = npt.NDArray[np.int64]
@@ -638,13 +639,36 @@ def count_four_cycles(H: sp.csr_matrix) -> int:
 
 @lru_cache(maxsize=64)
 def get_code(rate: float, n: int, family: str = "elkouss2009", seed: int = 1) -> LdpcCode:
-    """The mother code of ``rate`` and length ``n`` (built once per process, then cached)."""
+    """The mother code of ``rate`` and length ``n``: cached in the process and on disk.
+
+    The construction is deterministic in (family, rate, n, seed), so a code is built once per
+    machine (``qnetkit.diskcache``; the key includes a hash of this module, so editing the
+    construction invalidates old entries) and then loaded in milliseconds.
+    """
     try:
         dist = FAMILIES[family][rate]
     except KeyError:
         raise ParameterError(
             "rate", rate, f"no {family} degree distribution for this rate"
         ) from None
+    key = f"{family}-r{round(rate * 1000)}-n{n}-s{seed}-{_SOURCE_DIGEST}"
+    arrays = diskcache.load_arrays("ldpc", key)
+    code = _code_from_arrays(arrays, rate, n, family, seed) if arrays is not None else None
+    if code is None:
+        code = _build_code(dist, rate, n, family, seed)
+        diskcache.save_arrays("ldpc", key, {
+            "indptr": code.indptr, "indices": code.indices, "m": np.array([code.m]),
+            "puncture_order": code.puncture_order, "private_check": code.private_check,
+            "shorten_order": code.shorten_order,
+        })
+    return code
+
+
+_SOURCE_DIGEST = diskcache.source_digest(__file__)
+
+
+def _build_code(dist: DegreeDistribution, rate: float, n: int, family: str,
+                seed: int) -> LdpcCode:
     H = build_parity_check(dist, n, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, round(rate * 1000), 7]))
     punct = untainted_puncturing(H, rng)
@@ -654,8 +678,40 @@ def get_code(rate: float, n: int, family: str = "elkouss2009", seed: int = 1) ->
     is_punct[punct] = True
     rest = rng.permutation(np.flatnonzero(~is_punct)).astype(np.int64)
     shorten = np.concatenate([rest, punct[::-1]])
+    return _assemble(H, rate, family, seed, punct, private, shorten)
+
+
+def _assemble(H: sp.csr_matrix, rate: float, family: str, seed: int, punct: IntArray,
+              private: IntArray, shorten: IntArray) -> LdpcCode:
     indptr = H.indptr.astype(np.int32)
     indices = H.indices.astype(np.int32)
     for arr in (punct, private, shorten, indptr, indices):
         arr.setflags(write=False)
     return LdpcCode(H, rate, family, seed, punct, private, shorten, indptr, indices)
+
+
+def _code_from_arrays(arrays: dict[str, npt.NDArray[np.generic]], rate: float, n: int,
+                      family: str, seed: int) -> LdpcCode | None:
+    """A code from cached arrays, or None when they do not describe a well-formed code."""
+    try:
+        indptr = np.asarray(arrays["indptr"], dtype=np.int64)
+        indices = np.asarray(arrays["indices"], dtype=np.int64)
+        m = int(np.asarray(arrays["m"])[0])
+        punct = np.asarray(arrays["puncture_order"], dtype=np.int64)
+        private = np.asarray(arrays["private_check"], dtype=np.int64)
+        shorten = np.asarray(arrays["shorten_order"], dtype=np.int64)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return None
+    ok = (
+        indptr.size == m + 1 and indptr[0] == 0 and indptr[-1] == indices.size
+        and bool(np.all(np.diff(indptr) >= 0))
+        and (indices.size == 0 or (indices.min() >= 0 and indices.max() < n))
+        and private.size == punct.size and shorten.size == n
+        and np.array_equal(np.sort(shorten), np.arange(n))
+        and (punct.size == 0 or (punct.min() >= 0 and punct.max() < n))
+        and (private.size == 0 or (private.min() >= 0 and private.max() < m))
+    )
+    if not ok:
+        return None
+    H = sp.csr_matrix((np.ones(indices.size, dtype=np.uint8), indices, indptr), shape=(m, n))
+    return _assemble(H, rate, family, seed, punct, private, shorten)
