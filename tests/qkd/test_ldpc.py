@@ -14,6 +14,7 @@ Measured here with the default 2^17-bit frames (24 frames per point): f = 1.11 a
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -354,6 +355,15 @@ def test_bp_decoder_backend_reconciles_too() -> None:
     alice, bob = _keys(3000, 0.04, 2)
     _, rb, _, _ = _run(rec, alice, bob, 0.04, 2)
     assert rb.converged and np.array_equal(rb.key, alice)
+
+
+def test_bp_decoder_without_the_optional_package_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ldpc", None)  # import ldpc -> ImportError
+    with pytest.raises(ParameterError, match=r"pip install 'qnetkit\[bp\]'"):
+        LdpcReconciler(frame_bits=2048, decoder="bp")
+    LdpcReconciler(frame_bits=2048)  # the default decoder needs nothing optional
 
 
 # --- efficiency -----------------------------------------------------------------------------

@@ -520,6 +520,13 @@ class LdpcReconciler:
             raise ParameterError("retries", retries, "must be >= 0")
         if decoder not in ("layered", "bp"):
             raise ParameterError("decoder", decoder, "must be 'layered' or 'bp'")
+        if decoder == "bp":
+            try:
+                import ldpc  # noqa: F401  # optional cross-check backend
+            except ImportError:
+                raise ParameterError(
+                    "decoder", decoder, "needs the optional package ldpc: pip install 'qnetkit[bp]'"
+                ) from None
         self.frame_bits = frame_bits
         self.family = family
         self.targets = tuple(float(t) for t in targets)
