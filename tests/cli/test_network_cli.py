@@ -98,3 +98,22 @@ def test_report_uses_the_topology_qber_levels(tmp_path: Path) -> None:
     assert run("report", str(out), "--out", str(tmp_path / "r.html")).returncode == 0
     html = (tmp_path / "r.html").read_text()
     assert "warning 0.031" in html and "abort 0.093" in html
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    bad = blocker / "out.yaml"  # below a regular file: can never be created
+    cases = [
+        ("network", "generate", "--nodes", "5", "--out", str(bad)),
+        ("network", "generate", "--nodes", "5", "--out", str(tmp_path)),
+        ("sweep", str(EXAMPLES / "metro.yaml"), "--param", "links[*].length_km=10:20:10",
+         "--duration", "1h", "--out", str(blocker / "t.csv")),
+        ("network", "examples", "--copy", str(blocker / "dir")),
+    ]
+    for args in cases:
+        r = run(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.startswith("qnetkit: error: ") and r.stderr.count("\n") == 1, r.stderr
+        assert "Traceback" not in r.stderr
+    assert blocker.read_text() == "x"

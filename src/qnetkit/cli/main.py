@@ -84,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"--{exc.name.replace('_', '-')} {exc.value!r}: {exc.reason}")
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except OSError as exc:
+        # A file the user named cannot be read or written: say which, without a traceback.
+        if exc.filename is None:
+            raise
+        _fail(f"{exc.filename}: {exc.strerror or exc}")
     except Exception as exc:
         # Click-style errors (unknown command/option, bad number) carry these two attributes.
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):

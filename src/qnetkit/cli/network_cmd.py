@@ -48,6 +48,20 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """Fail early, in one line, when ``path`` cannot be written; leaves no file behind."""
+    if path.is_dir():
+        raise CliUsageError(f"{option} {path}: is a directory")
+    existed = path.exists()
+    try:
+        with path.open("a"):  # appending nothing: an existing file keeps its content
+            pass
+    except OSError as exc:
+        raise CliUsageError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink()
+
+
 @app.command()
 def validate(file: Path = typer.Argument(..., help="topology YAML"), as_json: bool = JSON) -> None:
     """Check a topology file; print every problem (exit 2) or a one-line summary."""
@@ -157,6 +171,7 @@ def generate(
 
     if model not in ("waxman", "grid", "ring"):
         raise CliUsageError("--model must be waxman, grid or ring")
+    _check_writable(out, "--out")
     data = gen(nodes, model, seed)  # type: ignore[arg-type]
     write_topology(data, out)
     info = {"out": str(out), "nodes": len(data["nodes"]), "links": len(data["links"]),
@@ -243,6 +258,8 @@ def sweep(
         raise CliUsageError(str(exc)) from None
     _load(file)  # the base file itself must be valid
     doc = yaml.safe_load(file.read_text())
+    if out is not None:
+        _check_writable(out, "--out")  # before the runs, not after them
     try:
         with _progress("sweep") as progress:
             rows = run_sweep(doc, params, duration_s=duration_s, seed=seed, workers=workers,
