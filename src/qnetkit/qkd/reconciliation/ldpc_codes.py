@@ -651,7 +651,9 @@ def get_code(rate: float, n: int, family: str = "elkouss2009", seed: int = 1) ->
         raise ParameterError(
             "rate", rate, f"no {family} degree distribution for this rate"
         ) from None
-    key = f"{family}-r{round(rate * 1000)}-n{n}-s{seed}-{_SOURCE_DIGEST}"
+    # NumPy does not promise the same Generator streams across versions: a NumPy upgrade must
+    # rebuild, as it would without the cache.
+    key = f"{family}-r{round(rate * 1000)}-n{n}-s{seed}-np{np.__version__}-{_SOURCE_DIGEST}"
     arrays = diskcache.load_arrays("ldpc", key)
     code = _code_from_arrays(arrays, rate, n, family, seed) if arrays is not None else None
     if code is None:
