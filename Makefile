@@ -21,6 +21,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The key-store tests run against a real PostgreSQL server: installed (Debian package) if absent
 # and started on loopback as the unprivileged `postgres` user; it stays up for the next run.
@@ -39,6 +40,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/keyrate.py
 	$(BIN)/python benchmarks/postprocessing.py
+	$(BIN)/python benchmarks/timings.py
+	$(BIN)/python benchmarks/cli_startup.py
 	scripts/pg_test_cluster.sh start .pgtest
 	$(BIN)/python benchmarks/kms_load.py
 

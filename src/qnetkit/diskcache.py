@@ -36,9 +36,20 @@ def cache_root() -> Path | None:
         return None
 
 
-def source_digest(path: str | Path) -> str:
-    """Short hash of a source file: entries keyed by it go stale when the code changes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def source_digest(*paths: str | Path) -> str:
+    """Short hash of source files (in order): entries keyed by it go stale when the code changes.
+
+    One file hashes as its bytes; several as each file's bytes after its length, so moving code
+    from one file to the next changes the digest too.
+    """
+    if len(paths) == 1:
+        return hashlib.sha256(Path(paths[0]).read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256()
+    for path in paths:
+        data = Path(path).read_bytes()
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()[:16]
 
 
 def load_arrays(kind: str, key: str) -> dict[str, npt.NDArray[np.generic]] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,12 +162,10 @@ def test_no_incidents_no_demands(tmp_path: Path) -> None:
     assert "No incidents." in text and "No demands in this run." in text
 
 
-def test_big_run_is_fast(tmp_path: Path) -> None:
+def test_big_run(tmp_path: Path) -> None:
+    # Its run time is measured in benchmarks/timings.py, not asserted here.
     run = make_run(tmp_path / "run", n_links=500, n_steps=1440, description="big")
-    t0 = time.perf_counter()
     text = write_report(run, tmp_path / "big.html").read_text()
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 10.0, f"report took {elapsed:.1f} s"
     assert "L499" in text and "other 488 links" in text
 
 

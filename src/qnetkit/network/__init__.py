@@ -1,2 +1,2 @@
 """Network layer: topologies from YAML, trusted-node relay, routing, faults, monitoring, the
-network digital twin. Knows nothing of HTTP (see ../shared/DESIGN.md)."""
+network digital twin. Knows nothing of HTTP (see docs/architecture.md)."""

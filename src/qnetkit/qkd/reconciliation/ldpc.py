@@ -45,42 +45,79 @@ numba, with the check-node update in the ``phi(x) = -log tanh(x/2)`` form evalua
 SIPS 2004); layered scheduling converges in about half the iterations of flooding and keeps its
 state between blind rounds. ``decoder="bp"`` uses ``ldpc.BpDecoder`` (Roffe et al., product-sum,
 flooding schedule, restarted each round) instead; it is the cross-check, about ten times slower.
+
+This module holds the protocol (``LdpcReconciler``); the frame plan is in ``_ldpc_plan``, the
+numba decoder in ``_ldpc_kernels`` and Bob's per-frame decoder state in ``_ldpc_frames``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
-import numba as nb
 import numpy as np
 import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import binary_entropy
 from qnetkit.qkd.channel import ChannelError, Endpoint, Message
+from qnetkit.qkd.reconciliation._ldpc_frames import (
+    Decoder,
+    _abort,
+    _check_key,
+    _check_qber,
+    _FrameState,
+    _PassStats,
+    _subsegments,
+)
+from qnetkit.qkd.reconciliation._ldpc_kernels import (
+    PHI_FINE,
+    PHI_TABLE,
+    STALL_PROGRESS,
+    layered_decode,
+)
+from qnetkit.qkd.reconciliation._ldpc_plan import (
+    MAX_FRAME_BITS,
+    MIN_FRAME_BITS,
+    MIN_QBER,
+    TOPIC_REVEAL,
+    TOPIC_STATUS,
+    TOPIC_SYNDROME,
+    FramePlan,
+    IntArray,
+    _Layout,
+    _layout,
+    extra_parity_rows,
+    parity_weight,
+    plan_frames,
+)
 from qnetkit.qkd.reconciliation.base import BitArray, ReconciliationResult
 from qnetkit.qkd.reconciliation.ldpc_codes import FAMILIES, LdpcCode, get_code
 
-IntArray = npt.NDArray[np.int64]
-Int32Array = npt.NDArray[np.int32]
-F32Array = npt.NDArray[np.float32]
-Decoder = Literal["layered", "bp"]
+__all__ = [
+    "DEFAULT_PUNCTURE_SPAN",
+    "DEFAULT_TARGETS",
+    "FAST_TARGETS",
+    "FIRST_MIN_ITERATIONS",
+    "MAX_FRAME_BITS",
+    "MIN_FRAME_BITS",
+    "MIN_QBER",
+    "PHI_FINE",
+    "PHI_TABLE",
+    "STALL_PROGRESS",
+    "TOPIC_REVEAL",
+    "TOPIC_STATUS",
+    "TOPIC_SYNDROME",
+    "Decoder",
+    "FramePlan",
+    "LdpcReconciler",
+    "extra_parity_rows",
+    "layered_decode",
+    "parity_weight",
+    "plan_frames",
+]
 
-TOPIC_SYNDROME = "ldpc.syndrome"
-TOPIC_REVEAL = "ldpc.reveal"
-TOPIC_STATUS = "ldpc.status"
 
-# QBER estimates below this plan as this: h(Q) -> 0 would ask for an unbounded code rate, and
-# the highest-rate code cannot go much above it anyway.
-MIN_QBER = 1e-3
-# Shortest code used for keys shorter than one frame, and the longest a peer may ask for.
-MIN_FRAME_BITS = 1024
-MAX_FRAME_BITS = 2**20
 
 # Efficiencies f = leaked / (L h(Q_est)) the rounds aim at. The first sets how many positions are
 # punctured; the steps are fine where frames of 2^16..2^17 bits of these codes decode (measured
@@ -94,367 +131,13 @@ FAST_TARGETS: tuple[float, ...] = (1.12, 1.15, 1.19, 1.25, 1.35, 1.5)
 # Efficiency at which every punctured value has been revealed (Elkouss et al.'s delta follows).
 DEFAULT_PUNCTURE_SPAN = 1.25
 
-# A decoding round counts as progressing while the number of checks whose incoming signs
-# disagree with the syndrome keeps falling by at least 1 % (below threshold BP settles at a
-# plateau; stopping there and revealing more costs less than iterating on). A decoding from
-# scratch gets at least FIRST_MIN_ITERATIONS before that rule applies (its early transient
-# would otherwise stop frames that do decode: +0.002 in f at 5 and 10 %).
-STALL_PROGRESS = 0.99
+# Bob stops a decoding round once it no longer progresses (``STALL_PROGRESS``, in
+# ``_ldpc_kernels``: the count of checks whose incoming signs disagree with the syndrome falls by
+# less than 1 %; below threshold BP settles at a plateau, and stopping there and revealing more
+# costs less than iterating on). A decoding from scratch gets at least FIRST_MIN_ITERATIONS
+# before that rule applies (its early transient would otherwise stop frames that do decode:
+# +0.002 in f at 5 and 10 %).
 FIRST_MIN_ITERATIONS = 12
-
-# LLR magnitude for a known bit: far above any sum of check messages (|R| < 12 from the table).
-_KNOWN_LLR = 1.0e4
-
-
-# --- check-node function phi(x) = -log(tanh(x / 2)), tabulated --------------------------------
-
-_PHI_STEP_INV = 128.0
-_PHI_MAX = 24.0  # phi(24) = 7.6e-11: treated as 0
-_FINE_STEP_INV = 8192.0
-_FINE_MAX = 0.0625  # below this phi is steep (~ -log(x/2)): a finer table
-
-
-def _phi_table(step_inv: float, upto: float, first: float) -> F32Array:
-    x = np.arange(int(upto * step_inv) + 2, dtype=np.float64) / step_inv
-    # phi(0) = inf: the first node stands for x = first, i.e. messages are capped at phi(first)
-    # (~11.8 for the fine table): larger ones would only make the decoder overconfident.
-    x[0] = first
-    return np.asarray(-np.log(np.tanh(x / 2.0)), dtype=np.float32)
-
-
-PHI_TABLE = _phi_table(_PHI_STEP_INV, _PHI_MAX, 1.0 / (4 * _PHI_STEP_INV))
-PHI_FINE = _phi_table(_FINE_STEP_INV, _FINE_MAX, 1.0 / (8 * _FINE_STEP_INV))
-
-
-_F32_PHI_MAX = np.float32(_PHI_MAX)
-_F32_FINE_MAX = np.float32(_FINE_MAX)
-_F32_STEP_INV = np.float32(_PHI_STEP_INV)
-_F32_FINE_INV = np.float32(_FINE_STEP_INV)
-_F32_ZERO = np.float32(0.0)
-
-
-@nb.njit(cache=True, nogil=True, inline="always", fastmath=True)
-def _phi(x: np.float32, table: F32Array, fine: F32Array) -> np.float32:
-    """phi(x) for x >= 0 by linear interpolation (phi is its own inverse on (0, inf)).
-
-    Everything stays in float32: mixing in float64 constants costs ~40 % of the decoder's time.
-    """
-    if x >= _F32_PHI_MAX:
-        return _F32_ZERO
-    if x < _F32_FINE_MAX:
-        u = x * _F32_FINE_INV
-        i = int(u)
-        return np.float32(fine[i] + (u - np.float32(i)) * (fine[i + 1] - fine[i]))
-    u = x * _F32_STEP_INV
-    i = int(u)
-    return np.float32(table[i] + (u - np.float32(i)) * (table[i + 1] - table[i]))
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True)
-def layered_decode(
-    indptr: Int32Array,
-    indices: Int32Array,
-    syndrome: BitArray,
-    llr: F32Array,
-    msg: F32Array,
-    max_iter: int,
-    stall: int,
-    min_iter: int,
-    table: F32Array,
-    fine: F32Array,
-) -> tuple[BitArray, bool, int]:
-    """Layered sum-product syndrome decoding, resumable.
-
-    ``llr`` holds the a-posteriori LLRs (start: channel LLRs) and ``msg`` the check-to-variable
-    messages in CSR order (start: zeros); both are updated in place so a later call continues.
-    The decision is ``e = (llr < 0)``. Stops when ``H e = syndrome`` (converged), after
-    ``max_iter`` iterations, or when the number of checks whose incoming signs disagree with the
-    syndrome has not fallen for ``stall`` iterations (0: never) and ``min_iter`` are done.
-    """
-    m = indptr.size - 1
-    n = llr.size
-    width = 0
-    for c in range(m):
-        width = max(width, indptr[c + 1] - indptr[c])
-    ext = np.empty(width, np.float32)
-    phis = np.empty(width, np.float32)
-    hard = np.zeros(n, np.uint8)
-    best = m + 1
-    since = 0
-    it = 0
-    while it < max_iter:
-        it += 1
-        unsat = 0
-        for c in range(m):
-            a = indptr[c]
-            deg = indptr[c + 1] - a
-            sign = syndrome[c]
-            total = _F32_ZERO
-            tie = np.uint8(0)
-            for k in range(deg):
-                t = llr[indices[a + k]] - msg[a + k]
-                ext[k] = t
-                # Branch-free sign bookkeeping: the signs are random early on, so branches on
-                # them mispredict half the time.
-                sign ^= np.uint8(t < 0)
-                p = _phi(abs(t), table, fine)
-                if t == 0:
-                    # A zero input (a punctured value before any message): as tanh(0) = 0 in
-                    # exact BP, the check then sends exactly 0 to its other variables (phi >=
-                    # _PHI_MAX does); the capped phi(0) would send them +-1e-5 with a sign set by
-                    # the syndrome bit, breaking the symmetry that makes decoding independent of
-                    # the punctured values.
-                    p = _F32_PHI_MAX
-                    tie = np.uint8(1)
-                phis[k] = p
-                total += p
-            # A check with a zero input counts as unsatisfied whatever its syndrome bit (same
-            # symmetry as above: the count must not depend on punctured values).
-            unsat += sign | tie
-            for k in range(deg):
-                t = ext[k]
-                mag = _phi(total - phis[k], table, fine)
-                r = mag * np.float32(1 - 2 * (sign ^ np.uint8(t < 0)))
-                msg[a + k] = r
-                llr[indices[a + k]] = t + r
-        # The sign count is a cheap proxy; the exact syndrome check runs when it is small.
-        if unsat * 64 <= m:
-            for v in range(n):
-                hard[v] = 1 if llr[v] < 0 else 0
-            bad = 0
-            for c in range(m):
-                acc = syndrome[c]
-                for u in range(indptr[c], indptr[c + 1]):
-                    acc ^= hard[indices[u]]
-                bad += acc
-            if bad == 0:
-                return hard, True, it
-        if unsat < best * STALL_PROGRESS:
-            best = unsat
-            since = 0
-        else:
-            since += 1
-            if stall > 0 and since >= stall and it >= min_iter:
-                break
-    for v in range(n):
-        hard[v] = 1 if llr[v] < 0 else 0
-    return hard, False, it
-
-
-# --- frame plan -------------------------------------------------------------------------------
-
-
-def _entropy(p: float) -> float:
-    return float(binary_entropy(p))
-
-
-@dataclass(frozen=True)
-class FramePlan:
-    """How a key of ``sum(lengths)`` bits is laid out on one mother code (public)."""
-
-    rate: float
-    n: int
-    qber: float
-    lengths: IntArray  # key bits per frame
-    punctured: IntArray  # p per frame
-    shortened: IntArray  # s per frame
-    targets: tuple[float, ...]
-    group: int  # frames decoded together (one set of blind rounds per group)
-
-    @property
-    def frames(self) -> int:
-        return int(self.lengths.size)
-
-    def reveals(self, m: int) -> IntArray:
-        """Cumulative values revealed after each round (frames x rounds; round 0 reveals none).
-
-        Round ``j`` aims at leaking ``targets[j] * L * h(Q)``; at least one more value per round,
-        at most every punctured value plus ``L`` extra parities. Slots ``0..p-1`` are punctured
-        values, the later ones extra parities.
-        """
-        h = _entropy(self.qber)
-        out = np.zeros((self.frames, len(self.targets)), dtype=np.int64)
-        for i in range(self.frames):
-            L, p = int(self.lengths[i]), int(self.punctured[i])
-            prev = 0
-            for j in range(1, len(self.targets)):
-                want = math.ceil(self.targets[j] * L * h) - (m - p)
-                prev = min(max(want, prev + 1), p + L)
-                out[i, j] = prev
-        return out
-
-    def to_public(self) -> dict[str, Any]:
-        """Flat public fields (the channel serialises top-level arrays only)."""
-        return {
-            "rate": self.rate,
-            "n": self.n,
-            "qber": self.qber,
-            "lengths": self.lengths,
-            "punctured": self.punctured,
-            "shortened": self.shortened,
-            "targets": list(self.targets),
-            "frames_per_group": self.group,
-        }
-
-    @staticmethod
-    def from_public(pub: dict[str, Any]) -> FramePlan:
-        try:
-            return FramePlan(
-                float(pub["rate"]),
-                int(pub["n"]),
-                float(pub["qber"]),
-                np.asarray(pub["lengths"], dtype=np.int64),
-                np.asarray(pub["punctured"], dtype=np.int64),
-                np.asarray(pub["shortened"], dtype=np.int64),
-                tuple(float(t) for t in pub["targets"]),
-                int(pub["frames_per_group"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ChannelError(f"malformed LDPC frame plan: {exc}") from None
-
-
-def _frame_shape(
-    m: int, n: int, length: int, h: float, f_first: float, max_punct: int
-) -> tuple[int, int]:
-    """(punctured, shortened) for a frame of ``length`` key bits: the syndrome sent first
-    (``m - p`` bits) is ``f_first`` times the frame's entropy, within what the code allows."""
-    p = math.ceil(m - f_first * length * h)
-    p = min(max(p, 0), max_punct, n - length)
-    return p, n - length - p
-
-
-def plan_frames(
-    n_key: int,
-    qber: float,
-    frame_bits: int,
-    family: str,
-    seed: int,
-    targets: tuple[float, ...],
-    puncture_span: float,
-    group_bits: int,
-) -> FramePlan:
-    """Choose the mother code and each frame's (L, p, s) for a key of ``n_key`` bits.
-
-    For the full frame length ``n`` and the lowest ladder rate that fits, ``L = m / (F h)``
-    with ``F = puncture_span`` (all punctured values revealed = efficiency F) and
-    ``p = m (1 - f_1 / F)`` (the first syndrome is efficiency ``f_1 = targets[0]``); the rest
-    is shortened. The lowest feasible rate needs the least shortening. If even the highest rate
-    needs ``s < 0`` (very low QBER), ``s = 0`` and ``p`` keeps ``f_1`` as far as puncturing
-    allows. Keys shorter than a frame use the shortest power-of-two code that holds them.
-    """
-    q = max(qber, MIN_QBER)
-    h = _entropy(q)
-    rates = sorted(FAMILIES[family])
-    f1 = targets[0]
-
-    def full_frame(n: int) -> tuple[float, int]:
-        for rate in rates:
-            m = round(n * (1.0 - rate))
-            length = math.floor(m / (puncture_span * h))
-            p = math.ceil(m * (1.0 - f1 / puncture_span))
-            if length >= 1 and length + p <= n:
-                return rate, length
-        rate = rates[-1]
-        m = round(n * (1.0 - rate))
-        # s = 0: L + p = n and m - p = f1 L h  =>  p = (m - f1 h n) / (1 - f1 h).
-        p = max(0, math.ceil((m - f1 * h * n) / (1.0 - f1 * h)))
-        return rate, n - p
-
-    n = frame_bits
-    rate, l_max = full_frame(n)
-    if n_key < l_max:
-        n = MIN_FRAME_BITS
-        while n < frame_bits:
-            rate, l_max = full_frame(n)
-            if l_max >= n_key:
-                break
-            n *= 2
-        else:
-            rate, l_max = full_frame(n)
-    frames = max(1, -(-n_key // l_max))
-    lengths = np.full(frames, n_key // frames, dtype=np.int64)
-    lengths[: n_key % frames] += 1
-    code = get_code(rate, n, family, seed)
-    shapes = [_frame_shape(code.m, n, int(L), h, f1, code.max_puncture) for L in lengths]
-    punctured = np.array([p for p, _ in shapes], dtype=np.int64)
-    shortened = np.array([s for _, s in shapes], dtype=np.int64)
-    group = max(1, min(frames, group_bits // max(1, int(lengths[0]))))
-    return FramePlan(rate, n, q, lengths, punctured, shortened, targets, group)
-
-
-@dataclass(frozen=True, eq=False)
-class _Layout:
-    """Positions of one frame shape (p, s) in the codeword, and Bob's reduced graph.
-
-    Shortened values are known to both and cancel in ``H e``, so Bob decodes on H without
-    the shortened columns (``indptr``/``indices``, columns renumbered to ``0..n-s-1``), which
-    saves their share of the edges in every iteration.
-    """
-
-    key: IntArray  # key positions, in key order
-    punctured: IntArray  # puncture order
-    private: IntArray  # private check of each punctured position
-    shortened: IntArray
-    sent_rows: IntArray  # syndrome rows Alice sends (all but the private checks)
-    reveal: IntArray  # reveal order of the punctured positions: last punctured first
-    indptr: Int32Array  # H without the shortened columns (CSR)
-    indices: Int32Array
-    r_key: IntArray  # key / reveal positions in the reduced numbering
-    r_reveal: IntArray
-
-    @property
-    def reduced_n(self) -> int:
-        return int(self.r_key.size + self.punctured.size)
-
-
-@lru_cache(maxsize=16)
-def _layout(code: LdpcCode, p: int, s: int) -> _Layout:
-    n = code.n
-    punct = code.puncture_order[:p]
-    private = code.private_check[:p]
-    short = code.shorten_order[:s]
-    is_key = np.ones(n, dtype=bool)
-    is_key[punct] = False
-    is_key[short] = False
-    key = np.flatnonzero(is_key)
-    rows = np.ones(code.m, dtype=bool)
-    rows[private] = False
-    reveal = punct[::-1].copy()
-    keep = np.ones(n, dtype=bool)
-    keep[short] = False
-    renumber = np.cumsum(keep) - 1
-    sub = code.H[:, np.flatnonzero(keep)].tocsr()
-    sub.sort_indices()
-    arrays = (
-        key, punct, private, short, np.flatnonzero(rows), reveal,
-        sub.indptr.astype(np.int32), sub.indices.astype(np.int32),
-        renumber[key].astype(np.int64), renumber[reveal].astype(np.int64),
-    )  # fmt: skip
-    for arr in arrays:
-        arr.setflags(write=False)
-    return _Layout(*arrays)
-
-
-def parity_weight(qber: float) -> int:
-    """Row weight of the extra parities: about 1/(4Q) key bits, so each parity is odd with
-    probability ~0.3 given Bob's bits and tells ~0.9 bit (a single key bit would tell h(Q))."""
-    return int(min(max(round(0.25 / qber), 4), 48))
-
-
-@lru_cache(maxsize=64)
-def extra_parity_rows(length: int, count: int, weight: int, seed: int) -> IntArray:
-    """``count`` rows of ``min(weight, length)`` distinct key indices (0..length-1), seeded.
-
-    Both sides derive them from public data (frame length, plan, code seed), so only the
-    parities travel.
-    """
-    w = min(weight, length)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, length, weight, 0x9E3779B9]))
-    rows = np.empty((count, w), dtype=np.int64)
-    for t in range(count):
-        rows[t] = rng.choice(length, size=w, replace=False)
-    rows.setflags(write=False)
-    return rows
 
 
 # --- the reconciler -----------------------------------------------------------------------------
@@ -805,190 +488,3 @@ class LdpcReconciler:
             if states[r].decode(iters, self.stall, floor):
                 still[r] = False
         return still
-
-
-class _FrameState:
-    """Bob's decoder state for one frame, on the graph without shortened columns.
-
-    The unknown is the error pattern ``e = x + word`` (``word``: Bob's key bits, the public fill,
-    0 on punctured positions); ``syndrome = H e``. Priors: ``log((1-Q)/Q)`` on key positions, 0
-    on punctured ones, +-``_KNOWN_LLR`` once a value is revealed. Extra parities (the last
-    rounds) become extra check rows appended to the graph.
-    """
-
-    def __init__(
-        self,
-        layout: _Layout,
-        word: BitArray,
-        syndrome: BitArray,
-        llr_key: float,
-        decoder: Decoder,
-    ) -> None:
-        self.layout = layout
-        self.word = word
-        self.syndrome = syndrome
-        self.indptr = layout.indptr
-        self.indices = layout.indices
-        self.prior = np.zeros(layout.reduced_n, dtype=np.float32)
-        self.prior[layout.r_key] = llr_key
-        self.llr = self.prior.copy()
-        self.msg = np.zeros(layout.indices.size, dtype=np.float32)
-        self.decoder = decoder
-        self.error = np.zeros(layout.reduced_n, dtype=np.uint8)
-        self.extra = np.zeros((0, 1), dtype=np.int64)
-
-    def reveal(self, first: int, last: int, values: BitArray) -> None:
-        """Alice's values for reveal slots ``first:last`` are known now."""
-        lay = self.layout
-        p = lay.punctured.size
-        k = max(0, min(last, p) - first)
-        if k:
-            e = values[:k].astype(np.uint8) ^ self.word[lay.reveal[first : first + k]]
-            pos = lay.r_reveal[first : first + k]
-            known = np.where(e == 0, _KNOWN_LLR, -_KNOWN_LLR).astype(np.float32)
-            # Resume from the current beliefs: only the channel term of these positions changes.
-            self.llr[pos] += known - self.prior[pos]
-            self.prior[pos] = known
-        rows = self.extra[max(first - p, 0) : max(last - p, 0)]
-        if rows.size:
-            own = np.bitwise_xor.reduce(self.word[lay.key[rows]], axis=1).astype(np.uint8)
-            cols = np.sort(lay.r_key[rows], axis=1).astype(np.int32)
-            ends = self.indptr[-1] + cols.shape[1] * np.arange(1, rows.shape[0] + 1)
-            self.indptr = np.concatenate([self.indptr, ends.astype(np.int32)])
-            self.indices = np.concatenate([self.indices, cols.ravel()])
-            self.syndrome = np.concatenate([self.syndrome, values[k:].astype(np.uint8) ^ own])
-            self.msg = np.concatenate([self.msg, np.zeros(cols.size, dtype=np.float32)])
-
-    def decode(self, iterations: int, stall: int, min_iterations: int) -> bool:
-        if self.decoder == "bp":
-            return self._decode_bp(iterations)
-        hard, ok, _ = layered_decode(
-            self.indptr, self.indices, self.syndrome, self.llr, self.msg,
-            iterations, stall, min_iterations, PHI_TABLE, PHI_FINE,
-        )  # fmt: skip
-        self.error = hard
-        return bool(ok)
-
-    def _decode_bp(self, iterations: int) -> bool:
-        from ldpc import BpDecoder  # type: ignore[attr-defined]  # cross-check backend
-        from scipy.sparse import csr_matrix
-
-        H = csr_matrix(
-            (np.ones(self.indices.size, np.uint8), self.indices.copy(), self.indptr.copy()),
-            shape=(self.indptr.size - 1, self.layout.reduced_n),
-        )
-        # Flooding product-sum from scratch (BpDecoder keeps no state between calls); a known
-        # value has error probability 1e-12 (or 1 - 1e-12 when e = 1 is known).
-        probs = 1.0 / (1.0 + np.exp(np.clip(self.prior.astype(np.float64), -27.6, 27.6)))
-        dec = BpDecoder(
-            H, error_channel=probs, max_iter=2 * iterations,
-            bp_method="product_sum", schedule="parallel", input_vector_type="syndrome",
-        )  # fmt: skip
-        self.error = np.asarray(dec.decode(self.syndrome), dtype=np.uint8)
-        return bool(dec.converge)
-
-    def key_bits(self) -> BitArray:
-        lay = self.layout
-        return np.asarray(self.word[lay.key] ^ self.error[lay.r_key], dtype=np.uint8)
-
-    def errors_corrected(self) -> int:
-        return int(np.count_nonzero(self.error[self.layout.r_key]))
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-class _PassStats:
-    """Leak, channel uses and the public error counts of one pass (both sides keep one).
-
-    Bob's status messages carry, besides the pending flags, the number of errors he corrected
-    in the frames that just decoded: a function of the error pattern only, hence public. Both
-    sides derive the QBER of a retry pass from them.
-    """
-
-    def __init__(self) -> None:
-        self.leaked = 0
-        self.uses = 0
-        self.errors = 0
-        self.bits = 0
-
-    def sent(self, size: int) -> None:
-        self.leaked += int(size)
-        self.uses += 1
-
-    received = sent
-
-    def status(self, ep: Endpoint, frames: int) -> npt.NDArray[np.bool_]:
-        """Alice: Bob's answer to the last message."""
-        msg = ep.recv(TOPIC_STATUS)
-        pending = np.asarray(msg.public.get("pending", []), dtype=np.uint8)
-        if pending.size != frames:
-            raise ChannelError(f"expected {frames} frame flags from bob, got {pending.size}")
-        self.errors += int(msg.public.get("errors", 0))
-        self.bits += int(msg.public.get("bits", 0))
-        return pending.astype(bool)
-
-    def report(
-        self,
-        ep: Endpoint,
-        states: list[_FrameState],
-        pending: npt.NDArray[np.bool_],
-        tried: npt.NDArray[np.bool_],
-    ) -> None:
-        """Bob: pending flags, plus the errors found in the frames decoded this round."""
-        done = np.flatnonzero(tried & ~pending).tolist()
-        errors = sum(states[r].errors_corrected() for r in done)
-        bits = sum(states[r].layout.key.size for r in done)
-        self.errors += errors
-        self.bits += bits
-        ep.send(TOPIC_STATUS, {"pending": pending.astype(np.uint8), "errors": errors, "bits": bits})
-
-    def retry_qber(self, q: float) -> float:
-        """QBER for re-reconciling the frames that failed, below 0.3: 1.15 x the error rate of
-        the decoded frames (the failed ones had more errors) and at least 1.3 x the old
-        estimate; twice the old estimate if no frame decoded (nothing to go by)."""
-        q = max(q, MIN_QBER)
-        if not self.bits:
-            return min(2.0 * q, 0.3)
-        return min(max(1.3 * q, 1.15 * self.errors / self.bits), 0.3)
-
-
-def _subsegments(
-    segments: list[tuple[int, int]], failed: list[tuple[int, int]]
-) -> list[tuple[int, int]]:
-    """Map ranges of the concatenated sub-key (``failed``) back to ranges of the full key."""
-    out: list[tuple[int, int]] = []
-    for a, b in failed:
-        off = 0
-        for s0, s1 in segments:
-            lo, hi = max(a, off), min(b, off + s1 - s0)
-            if lo < hi:
-                out.append((s0 + lo - off, s0 + hi - off))
-            off += s1 - s0
-    return out
-
-
-def _check_qber(qber: float) -> float:
-    q = float(qber)
-    if not math.isfinite(q) or q < 0.0 or q >= 0.5:
-        raise ParameterError(
-            "qber", qber,
-            "must be in [0, 0.5): syndrome decoding needs a binary symmetric channel whose "
-            "crossover probability is below 1/2 (at 1/2 Bob's key carries no information)",
-        )  # fmt: skip
-    return q
-
-
-def _check_key(key: BitArray) -> BitArray:
-    arr = np.asarray(key)
-    if arr.ndim != 1:
-        raise ValueError(f"key must be a 1-d bit array, got shape {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError("key must contain only 0 and 1")
-    return arr.astype(np.uint8)
-
-
-def _abort(ep: Endpoint, reason: str) -> None:
-    """Tell the peer to stop waiting before raising locally."""
-    with contextlib.suppress(ChannelError):
-        ep.send("abort", {"reason": reason})
