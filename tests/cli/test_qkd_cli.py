@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+
+from qnetkit.cli import qkd_cmd
 
 QNETKIT = Path(sys.executable).with_name("qnetkit")
 
@@ -33,6 +39,18 @@ def test_run_json_has_every_field_and_matching_keys() -> None:
     assert out["secret_key_bits"] > 10_000
     assert set(out["stage_wall_s"]) >= {"quantum", "sifting", "reconciliation",
                                         "privacy-amplification", "authentication"}
+    # The QBER is an estimate: its sample size and exact 95 % interval come with it.
+    lo, hi = out["qber_ci95"]
+    assert out["qber_sample_bits"] == out["sifted_bits"] and lo < out["qber"] < hi
+    assert out["eps_sec_run"] == out["blocks"] * out["eps_sec_per_block"]
+    assert out["eps_qkd_run"] == pytest.approx(out["eps_sec_run"] + out["eps_cor_run"])
+
+
+def test_human_output_shows_the_qber_interval_and_sample() -> None:
+    proc = run("qkd", "run", "--length-km", "10", "--pulses", "1e7", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "QBER 95 % CI" in proc.stdout and "QBER sample bits" in proc.stdout
+    assert "eps_sec per block / run" in proc.stdout
 
 
 def test_intercept_resend_run_aborts_with_reason() -> None:
@@ -56,6 +74,10 @@ def test_intercept_resend_run_aborts_with_reason() -> None:
         (("--preset", "nope"), "--preset"),
         (("--intensities", "0.1,0.5,0"), "intensities"),
         (("--peer", "nowhere"), "nowhere"),
+        (("--key-bases", "3"), "--key-bases"),
+        (("--blinding-power-w", "1e-3"), "--blinding-power-w"),
+        (("--attack", "blinding", "--blinding-power-w", "-1"), "--blinding-power-w"),
+        (("--max-frame-mib", "0"), "--max-frame-mib"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args: tuple[str, ...], needle: str) -> None:
@@ -138,3 +160,76 @@ def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
     kinds = {i["kind"] for i in net["incidents"]}
     assert {"fiber-cut", "repair", "eavesdropper", "quarantine"} <= kinds
     assert all(0 < d["served_fraction"] <= 1 for d in net["demands"])
+
+
+# --------------------------------------------------------------------------- --key-out
+
+
+_WATCH: dict[str, Any] = {
+    "dir": None, "key": b"", "busy": False, "data_modes": [], "open_flags": []
+}
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """Before each file operation of the writer, note the mode of every file holding key bytes."""
+    folder = _WATCH["dir"]
+    if folder is None or _WATCH["busy"] or event not in ("open", "os.chmod", "os.rename"):
+        return
+    _WATCH["busy"] = True  # scanning raises audit events of its own
+    try:
+        if event == "open" and str(args[0]).startswith(folder):
+            _WATCH["open_flags"].append(args[2])
+        for entry in os.scandir(folder):
+            st = entry.stat(follow_symlinks=False)
+            with open(entry.path, "rb") as fh:
+                data = fh.read()
+            if data and _WATCH["key"].startswith(data):
+                _WATCH["data_modes"].append((event, entry.name, stat.S_IMODE(st.st_mode)))
+    finally:
+        _WATCH["busy"] = False
+
+
+sys.addaudithook(_audit)  # hooks stay for the process; inert unless _WATCH["dir"] is set
+
+
+def test_key_file_never_exists_with_looser_mode_than_0600(tmp_path: Path) -> None:
+    """Under umask 0 a plain write + chmod leaves the key world-readable in between.
+
+    The audit hook (PEP 578, raised by the real os calls) looks at the directory before every
+    open, chmod and rename of the writer: every file that holds key bytes must already be 0600,
+    and the file must have been created with O_CREAT | O_EXCL (never reusing an existing one).
+    """
+    key = np.random.default_rng(0).integers(0, 2, 4096, dtype=np.uint8)
+    packed = np.packbits(key).tobytes()
+    fresh, existing = tmp_path / "alice.key", tmp_path / "bob.key"
+    existing.write_bytes(b"an older file, world-readable")
+    existing.chmod(0o644)
+    old_umask = os.umask(0)
+    _WATCH.update(dir=str(tmp_path), key=packed, data_modes=[], open_flags=[])
+    try:
+        qkd_cmd._write_key(fresh, key)
+        qkd_cmd._write_key(existing, key)  # replaced whole, not rewritten in place
+    finally:
+        _WATCH["dir"] = None
+        os.umask(old_umask)
+    for target in (fresh, existing):
+        assert target.read_bytes() == packed
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert _WATCH["data_modes"], "the hook saw no file operation"
+    assert {mode for _, _, mode in _WATCH["data_modes"]} == {0o600}, _WATCH["data_modes"]
+    excl = os.O_CREAT | os.O_EXCL
+    assert any(flags is not None and flags & excl == excl for flags in _WATCH["open_flags"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice.key", "bob.key"]  # no temp
+
+
+def test_key_out_under_umask_0_is_0600(tmp_path: Path) -> None:
+    out = tmp_path / "k.key"
+    proc = subprocess.run(
+        [str(QNETKIT), "qkd", "run", "--pulses", "1e7", "--seed", "2", "--json",
+         "--key-out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False, umask=0,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert out.stat().st_size == json.loads(proc.stdout)["secret_key_bits"] // 8 + (
+        json.loads(proc.stdout)["secret_key_bits"] % 8 > 0)

@@ -4,7 +4,9 @@ Intercept-resend (Bennett et al. 1992): 25 % errors on sifted intercepted photon
 (Brassard, Lutkenhaus, Mor, Sanders, PRL 85, 1330 (2000)) keeps the signal gain but not the
 decoy gains, which the decoy-state bound of Ma, Qi, Zhao, Lo, PRA 72, 012326 (2005), Eq. (34)
 catches. Blinding (Lydersen et al., Nat. Photon. 4, 686 (2010)): no extra errors, but Bob's
-photocurrent monitor trips. GYS preset of Ma et al. Table I throughout; seeded.
+photocurrent monitor trips (1 mW CW on Bob's APDs, above their linear-mode power; the physical
+monitor itself is tested in test_blinding_monitor.py). GYS preset of Ma et al. Table I
+throughout; seeded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from qnetkit.errors import ParameterError
 from qnetkit.keyrate.bbm92 import PRESETS as BBM92_PRESETS
 from qnetkit.keyrate.decoy_bb84 import PRESETS as DECOY_PRESETS
 from qnetkit.keyrate.decoy_bb84 import decoy_bb84_transmittance
+from qnetkit.physics.blinding import BlindingMonitorParams
 from qnetkit.qkd.attacks import Attack, pns_forward_fraction
 from qnetkit.qkd.quantum import (
     AliceRecord,
@@ -35,6 +38,8 @@ GYS = DECOY_PRESETS["gys2004"]
 GYS_PAIRS = replace(BBM92_PRESETS["gys2004"], mu=0.1)
 SOURCE = DecoySourceParams(intensities=(0.48, 0.1, 0.0), intensity_probs=(0.8, 0.1, 0.1))
 SIGMAS = 4.5
+BLIND_W = 1e-3  # CW blinding power at Bob's APDs: above the default linear-mode power (10 uW)
+MONITOR_OFF = BlindingMonitorParams(monitor_enabled=False)
 
 
 def _within(measured: float, expected: float, sem: float, extra: float = 0.0) -> bool:
@@ -62,7 +67,11 @@ def test_attack_is_validated() -> None:
     with pytest.raises(ParameterError):
         Attack("pns", fraction=1.5)
     with pytest.raises(ParameterError):
-        Attack("blinding", fraction=-0.1)
+        Attack("blinding", fraction=-0.1, blinding_power_w=BLIND_W)
+    with pytest.raises(ParameterError, match="blinding_power_w"):
+        Attack("blinding")  # its power decides whether it blinds and whether Bob sees it
+    with pytest.raises(ParameterError, match="blinding_power_w"):
+        Attack("intercept-resend", blinding_power_w=BLIND_W)
     assert Attack("pns").fraction == 1.0
 
 
@@ -194,7 +203,7 @@ def test_pns_needs_a_weak_coherent_source() -> None:
 
 def test_blinding_keeps_errors_low_and_trips_the_monitor() -> None:
     length = 25.0
-    attack = Attack("blinding")
+    attack = Attack("blinding", blinding_power_w=BLIND_W)
     alice, bob = simulate_decoy_bb84(
         GYS, length, 2 * 10**8, SOURCE, np.random.default_rng(5), attack=attack
     )
@@ -215,14 +224,14 @@ def test_blinding_keeps_errors_low_and_trips_the_monitor() -> None:
         SOURCE,
         np.random.default_rng(5),
         attack=attack,
-        timing=DetectorTimingParams(monitor_photocurrent=False),
+        timing=DetectorTimingParams(blinding_monitor=MONITOR_OFF),
     )
     assert not unmonitored.blinding_alarm
 
 
 def test_partial_blinding_lowers_the_qber() -> None:
     length = 25.0
-    attack = Attack("blinding", fraction=0.5)
+    attack = Attack("blinding", fraction=0.5, blinding_power_w=BLIND_W)
     alice, bob = simulate_decoy_bb84(
         GYS, length, 2 * 10**8, SOURCE, np.random.default_rng(6), attack=attack
     )
@@ -232,8 +241,9 @@ def test_partial_blinding_lowers_the_qber() -> None:
     baseline = float(expected_gains_and_qber(GYS, length, SOURCE)["qber"][0])
     assert _within(qber, expected, sem)
     assert qber < 0.7 * baseline
+    unattacked = Attack("blinding", 0.0, BLIND_W)
     _, quiet = simulate_decoy_bb84(
-        GYS, length, 10**5, SOURCE, np.random.default_rng(6), attack=Attack("blinding", 0.0)
+        GYS, length, 10**5, SOURCE, np.random.default_rng(6), attack=unattacked
     )
     assert not quiet.blinding_alarm
 
@@ -256,7 +266,7 @@ def test_bbm92_intercept_resend_on_bobs_arm() -> None:
 
 def test_bbm92_blinding() -> None:
     length, pulses = 20.0, 2 * 10**9
-    attack = Attack("blinding")
+    attack = Attack("blinding", blinding_power_w=BLIND_W)
     alice, bob = simulate_bbm92(GYS_PAIRS, length, pulses, np.random.default_rng(8), attack=attack)
     assert bob.blinding_alarm
     qber, sem = _qber(alice, bob, None)
@@ -273,7 +283,7 @@ def test_bbm92_blinding() -> None:
         10**6,
         np.random.default_rng(8),
         attack=attack,
-        monitor_photocurrent=False,
+        monitor=MONITOR_OFF,
     )
     assert not unmonitored.blinding_alarm
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -223,13 +222,11 @@ def test_biased_basis_choice() -> None:
 # --------------------------------------------------------------------------- scaling, positions
 
 
-def test_ten_billion_pulses_at_100_km_run_in_seconds() -> None:
-    """Cost scales with detections (~1.4e6 here), not with the 1e10 pulses."""
+def test_ten_billion_pulses_at_100_km() -> None:
+    """Cost scales with detections (~1.4e6 here), not with the 1e10 pulses (timed in
+    benchmarks/timings.py)."""
     pulses = 10**10
-    start = time.perf_counter()
     alice, bob = simulate_decoy_bb84(GYS, 100.0, pulses, SOURCE, np.random.default_rng(1))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 5.0
     p_click = float(expected_gains_and_qber(GYS, 100.0, SOURCE)["click_prob"])
     expected = pulses * p_click
     assert abs(bob.pulse_index.size - expected) < SIGMAS * math.sqrt(expected)

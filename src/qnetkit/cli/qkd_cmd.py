@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from qnetkit.keyrate.common import binary_entropy
 from qnetkit.keyrate.decoy_bb84 import PRESETS as DECOY_PRESETS
 from qnetkit.qkd.attacks import Attack
 from qnetkit.qkd.channel import (
+    DEFAULT_MAX_FRAME_BYTES,
     AuthKeyPool,
     ChannelError,
     TcpListener,
@@ -41,16 +43,20 @@ from qnetkit.qkd.link import (
     preshared_auth_key,
     run_quantum_stage,
     simulate_link,
-    summarise,
 )
 from qnetkit.qkd.privacy import modified_toeplitz_hash, random_bits
 from qnetkit.qkd.quantum import DecoySourceParams, DetectorTimingParams
+from qnetkit.qkd.summary import summarise
 
 app = typer.Typer(
     help="Simulated QKD links: photons to identical secret keys at both ends.",
     no_args_is_help=True,
 )
 ATTACKS = ("intercept-resend", "pns", "blinding")
+# CW power Eve shines on Bob's APDs when --attack blinding gives none: ~1 mW, the CW power
+# reported for the 2010 demonstration of Lydersen et al. (Merali, Nature News, 29 Aug 2010).
+DEFAULT_BLINDING_POWER_W = 1e-3
+MIB = 2**20
 
 
 def _count(name: str, text: str, low: int = 1) -> int:
@@ -117,6 +123,8 @@ def build_config(
     loss_db_per_km: float | None,
     block_bits: str | None,
     eps_sec: float | None,
+    blinding_power_w: float | None = None,
+    key_bases: int = 1,
 ) -> LinkConfig:
     """Validate the flags and assemble a LinkConfig (ParameterError / CliUsageError on misuse)."""
     if preset not in DECOY_PRESETS:
@@ -156,12 +164,26 @@ def build_config(
     if attack is not None:
         if attack not in ATTACKS:
             raise CliUsageError(f"--attack {attack!r}: must be one of {', '.join(ATTACKS)}")
-        atk = Attack(kind=attack, fraction=attack_fraction)  # type: ignore[arg-type]
+        power = None
+        if attack == "blinding":
+            power = DEFAULT_BLINDING_POWER_W if blinding_power_w is None else blinding_power_w
+        elif blinding_power_w is not None:
+            raise CliUsageError("--blinding-power-w: only with --attack blinding")
+        atk = Attack(
+            kind=attack,  # type: ignore[arg-type]
+            fraction=attack_fraction,
+            blinding_power_w=power,
+        )
+    elif blinding_power_w is not None:
+        raise CliUsageError("--blinding-power-w: only with --attack blinding")
     extra: dict[str, Any] = {}
     if block_bits is not None:
         extra["block_bits"] = _count("block-bits", block_bits, 4096)
     if eps_sec is not None:
         extra["eps_sec"] = eps_sec
+    if key_bases not in (1, 2):
+        raise CliUsageError(f"--key-bases {key_bases!r}: must be 1 or 2")
+    extra["key_bases"] = key_bases
     return LinkConfig(
         protocol=protocol,  # type: ignore[arg-type]
         length_km=length_km,
@@ -177,13 +199,29 @@ def build_config(
 
 
 def _write_key(path: Path | None, key: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
+    """Write the packed key to ``path``, never readable by others, not even for a moment.
+
+    The bytes go to a new temporary file in the same directory, created 0600 with
+    O_CREAT | O_EXCL (so the umask can only narrow it and no existing file is reused), then
+    renamed over ``path`` (atomic: readers see the old file or the whole new one).
+    """
     if path is None:
         return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
-        path.write_bytes(np.packbits(key).tobytes())
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(np.packbits(key).tobytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise CliUsageError(f"--key-out {str(path)!r}: {exc.strerror or exc}") from None
-    path.chmod(0o600)
 
 
 def _print_run(stats: dict[str, Any]) -> None:
@@ -193,16 +231,23 @@ def _print_run(stats: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     eff = stats["ec_efficiency"]
     phase = stats["phase_error_bound"]
+    lo, hi = stats["qber_ci95"]
     rows = [
         ("pulses", f"{stats['pulses']:.3g}"),
         ("sifted bits", f"{stats['sifted_bits']:,}"),
         ("QBER", f"{100 * stats['qber']:.2f} %"),
+        ("QBER 95 % CI (Clopper-Pearson)", f"{100 * lo:.2f} - {100 * hi:.2f} %"),
+        ("QBER sample bits", f"{stats['qber_sample_bits']:,}"),
+        ("key bases", str(stats["key_bases"])),
         ("phase error bound", "-" if phase is None else f"{100 * phase:.2f} %"),
         ("leaked EC bits", f"{stats['leaked_ec_bits']:,}"),
         ("EC efficiency f", "-" if eff is None else f"{eff:.3f}"),
         ("secret key bits", f"{stats['secret_key_bits']:,}"),
         ("key rate per pulse", f"{stats['key_rate_per_pulse']:.3e}"),
         ("keys match", str(stats["keys_match"])),
+        ("eps_sec per block / run", f"{stats['eps_sec_per_block']:.1e} / "
+                                    f"{stats['eps_sec_run']:.1e}"),
+        ("eps_cor run", f"{stats['eps_cor_run']:.1e}"),
         ("wall time", f"{stats['wall_s']:.2f} s"),
     ]
     if stats["secret_bits_per_wall_s"]:
@@ -214,10 +259,12 @@ def _print_run(stats: dict[str, Any]) -> None:
         console.print(f"[bold red]aborted:[/] {stats['abort_reason']}")
 
 
-def _run_with_peer(config: LinkConfig, peer: str, progress: Any) -> tuple[dict[str, Any], Any]:
+def _run_with_peer(
+    config: LinkConfig, peer: str, progress: Any, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+) -> tuple[dict[str, Any], Any]:
     """Alice here, Bob in another process at ``peer``; the config travels in the first message."""
     start = time.perf_counter()
-    ep = tcp_connect("alice", peer)
+    ep = tcp_connect("alice", peer, max_frame_bytes=max_frame_bytes)
     try:
         ep.send("setup", {"config": config.to_dict()})
         alice_rec, _ = run_quantum_stage(config)
@@ -280,7 +327,25 @@ def run_cmd(
     block_bits: str | None = typer.Option(
         None, "--block-bits", help="sifted bits per post-processing block (default 2^22)"
     ),
-    eps_sec: float | None = typer.Option(None, "--eps-sec", help="secrecy parameter (1e-10)"),
+    eps_sec: float | None = typer.Option(
+        None, "--eps-sec", help="secrecy parameter per block (1e-10)"
+    ),
+    key_bases: int = typer.Option(
+        1,
+        "--key-bases",
+        help="1: key from the more frequent basis, the other tested (Lim et al. 2014); "
+        "2: both bases as key (asymptotic proof only, Lo-Chau-Ardehali 2005)",
+    ),
+    blinding_power_w: float | None = typer.Option(
+        None,
+        "--blinding-power-w",
+        help="CW power Eve shines on Bob's APDs with --attack blinding (default 1e-3 W)",
+    ),
+    max_frame_mib: float = typer.Option(
+        DEFAULT_MAX_FRAME_BYTES / MIB,
+        "--max-frame-mib",
+        help="largest classical-channel frame accepted from --peer (MiB)",
+    ),
     peer: str | None = typer.Option(
         None, "--peer", help="HOST:PORT of a `qnetkit qkd bob --listen` process"
     ),
@@ -314,11 +379,14 @@ def run_cmd(
         loss_db_per_km=loss_db_per_km,
         block_bits=block_bits,
         eps_sec=eps_sec,
+        blinding_power_w=blinding_power_w,
+        key_bases=key_bases,
     )
+    max_frame = _max_frame_bytes(max_frame_mib)
     with _progress(True) as progress:
         try:
             if peer is not None:
-                stats, key = _run_with_peer(config, peer, progress)
+                stats, key = _run_with_peer(config, peer, progress, max_frame)
             else:
                 result: LinkResult = simulate_link(config, progress=progress)
                 stats, key = result.stats, result.alice_key
@@ -331,15 +399,27 @@ def run_cmd(
         _print_run(stats)
 
 
+def _max_frame_bytes(mib: float) -> int:
+    if not (math.isfinite(mib) and mib > 0):
+        raise CliUsageError(f"--max-frame-mib {mib!r}: must be a number > 0")
+    return max(1, int(mib * MIB))
+
+
 @app.command("bob")
 def bob_cmd(
     listen: str = typer.Option(..., "--listen", help="HOST:PORT to listen on"),
+    max_frame_mib: float = typer.Option(
+        DEFAULT_MAX_FRAME_BYTES / MIB,
+        "--max-frame-mib",
+        help="largest classical-channel frame accepted from Alice (MiB)",
+    ),
     key_out: Path | None = typer.Option(
         None, "--key-out", help="write Bob's final key (packed bits) to this file"
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Bob's side as a separate process: wait for Alice, run the protocol, report."""
+    max_frame = _max_frame_bytes(max_frame_mib)
     try:
         listener = TcpListener(listen)
     except (ChannelError, ValueError) as exc:
@@ -347,7 +427,7 @@ def bob_cmd(
     if not as_json:
         Console(stderr=True).print(f"bob: listening on {listen}")
     try:
-        ep = listener.accept("bob")
+        ep = listener.accept("bob", max_frame)
     finally:
         listener.close()
     try:

@@ -4,7 +4,9 @@ Every attack acts on each pulse independently (a random ``fraction`` of pulses i
 it changes only the per-pulse outcome probabilities of Bob's detector pair; the simulator mixes
 them with the honest ones and samples detections exactly as without Eve. Models: intercept-resend
 (Bennett et al., J. Cryptology 5, 3 (1992)), photon-number splitting (Brassard, Lutkenhaus, Mor,
-Sanders, PRL 85, 1330 (2000)) and detector blinding (Lydersen et al., Nat. Photon. 4, 686 (2010)).
+Sanders, PRL 85, 1330 (2000)) and detector blinding (Lydersen et al., Nat. Photon. 4, 686 (2010)):
+whether blinding works and whether Bob's photocurrent monitor sees it follow from Eve's CW power
+and Bob's APD and monitor (:mod:`qnetkit.physics.blinding`), not from the attack's name.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params, decoy_bb84_transmittance
+from qnetkit.physics.blinding import BlindingMonitorParams, apd_is_blinded, monitor_alarms
 from qnetkit.physics.sources import poisson_pmf
 from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
 
@@ -36,30 +39,60 @@ class Attack:
     """An eavesdropper attacking a random ``fraction`` of the pulses (or time bins).
 
     ``kind``: ``intercept-resend`` | ``pns`` (weak coherent source only) | ``blinding``.
+    ``blinding_power_w``: for ``blinding`` only (and required there), the CW power Eve shines on
+    Bob's APDs while she attacks. Above Bob's linear-mode power the APDs are blinded and Eve
+    controls their clicks; below it they stay in Geiger mode and her light floods them. Whether
+    Bob notices depends only on that power against his monitor (:func:`blinding_alarm`): a
+    blinding power above the linear-mode power but below the monitor's alarm power is NOT
+    detected, and the key Bob then accepts is fully known to Eve.
     """
 
     kind: AttackKind
     fraction: float = 1.0
+    blinding_power_w: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ATTACK_KINDS:
             raise ParameterError("kind", self.kind, f"must be one of {', '.join(ATTACK_KINDS)}")
         check_probability("fraction", self.fraction)
+        if self.kind == "blinding":
+            if self.blinding_power_w is None:
+                raise ParameterError(
+                    "blinding_power_w", None, "a blinding attack needs its CW power at Bob (W)"
+                )
+            check_positive("blinding_power_w", self.blinding_power_w)
+        elif self.blinding_power_w is not None:
+            raise ParameterError(
+                "blinding_power_w", self.blinding_power_w, f"only for blinding, not {self.kind}"
+            )
+
+    @property
+    def cw_power_w(self) -> float:
+        """CW power on Bob's APDs while the attack runs (0 unless blinding: single photons)."""
+        if self.kind == "blinding" and self.fraction > 0.0 and self.blinding_power_w is not None:
+            return self.blinding_power_w
+        return 0.0
 
 
-def blinding_alarm(attack: Attack | None, monitor_photocurrent: bool) -> bool:
-    """Whether Bob's photocurrent monitor trips.
+def blinding_alarm(attack: Attack | None, monitor: BlindingMonitorParams | None = None) -> bool:
+    """Whether Bob's photocurrent monitor trips, from the photocurrent it reads.
 
-    Blinding needs continuous bright light on Bob's detectors, which a monitor of the detector
-    photocurrent sees directly (the countermeasure of Yuan, Dynes, Shields, Nat. Photon. 4, 800
-    (2010)); modelled as: the alarm is set whenever any pulse is attacked by blinding.
+    Physical model (:func:`qnetkit.physics.blinding.monitor_alarms`): I = R P + background with
+    P Eve's CW power while she attacks, against the monitor's threshold (Yuan, Dynes, Shields,
+    Nat. Photon. 4, 800 (2010)). Intercept-resend and PNS send at most the photons of Alice's
+    pulses (P = 0 here), so they never trip it; nor does a blinding power below the alarm power.
+    The monitor compares the current while the light is on, so an attacked ``fraction`` below
+    one does not dilute it.
     """
-    return (
-        monitor_photocurrent
-        and attack is not None
-        and attack.kind == "blinding"
-        and attack.fraction > 0.0
-    )
+    params = monitor if monitor is not None else BlindingMonitorParams()
+    power = 0.0 if attack is None else attack.cw_power_w
+    return monitor_alarms(power, params)
+
+
+def blinding_succeeds(attack: Attack, monitor: BlindingMonitorParams | None) -> bool:
+    """Whether Eve's CW power switches Bob's APDs to linear mode (Lydersen et al. 2010)."""
+    params = monitor if monitor is not None else BlindingMonitorParams()
+    return apd_is_blinded(attack.cw_power_w, params)
 
 
 # --------------------------------------------------------------------------- Bob's detectors
@@ -166,6 +199,7 @@ def decoy_attacked_outcomes(
     intensities: tuple[float, ...],
     link: DecoyBB84Params,
     length_km: float,
+    monitor: BlindingMonitorParams | None = None,
 ) -> FloatArray:
     """Bob's outcome probabilities on an attacked pulse, shape (classes, 2, 4).
 
@@ -183,7 +217,10 @@ def decoy_attacked_outcomes(
     * blinding: Eve measures as in intercept-resend and, with probability
       :func:`blinding_trigger_prob` (signal gain kept), sends a faked state that makes Bob's
       detector for her result click iff his basis is hers; blinded detectors have no dark counts.
-      Sifted faked clicks therefore never err.
+      Sifted faked clicks therefore never err. That needs her CW power above the linear-mode
+      power of Bob's APDs (``monitor``); below it they stay in Geiger mode and her light fires
+      both in every gate (>~ 1 nW already puts ~10 photons at 1550 nm in a 1 ns gate): every
+      attacked pulse is a double click, squashed to a random bit.
     """
     p = per_detector_dark_prob(link.dark_count_prob)
     e_d = link.misalignment_error
@@ -212,6 +249,8 @@ def decoy_attacked_outcomes(
                     for k, q in zip((1, 1, 2), quiet, strict=True)
                 ]
                 out[c, m] = pair_outcomes(*mixed)
+        elif not blinding_succeeds(attack, monitor):
+            out[c] = (0.0, 0.0, 0.0, 1.0)
         else:
             silent2 = (1.0 - p) ** 2
             honest_signal = -math.expm1(math.log(silent2) - eta * signal) if p < 1 else 1.0
@@ -236,6 +275,7 @@ def bbm92_bob_arm_attacked(
     eta_bob: float,
     p_dark: float,
     e_d: float,
+    monitor: BlindingMonitorParams | None = None,
 ) -> FloatArray:
     """Bob's outcomes (none, only 0, only 1, double) when Eve attacks his arm of an SPDC link.
 
@@ -248,7 +288,9 @@ def bbm92_bob_arm_attacked(
     * intercept-resend: she resends one photon of her bit through Bob's arm (misalignment flips
       it with e_d, dark counts as usual).
     * blinding: with the trigger probability that keeps Bob's click rate at the honest
-      1 - (1-p)^2 / (1 + eta_B lam)^2, she fires Bob's detector of her bit iff his basis is hers.
+      1 - (1-p)^2 / (1 + eta_B lam)^2, she fires Bob's detector of her bit iff his basis is hers;
+      below the linear-mode power of ``monitor`` both of Bob's detectors fire instead (as in
+      :func:`decoy_attacked_outcomes`).
     """
     if attack.kind == "pns":
         raise ParameterError("attack", attack.kind, "photon-number splitting needs a WCP source")
@@ -270,6 +312,9 @@ def bbm92_bob_arm_attacked(
         photon = pair_outcomes(*fock_quiet(1.0, eta_bob, to_mode0, p_dark))
         nothing = pair_outcomes(*fock_quiet(0.0, eta_bob, to_mode0, p_dark))
         return np.asarray(np.where(seen[None, ..., None], photon, nothing))
+    if not blinding_succeeds(attack, monitor):
+        out[..., 3] = 1.0
+        return out
     honest_click = 1.0 - (1.0 - p_dark) ** 2 / (1.0 + eta_bob * lam) ** 2
     any_pair = 1.0 - 1.0 / (1.0 + lam) ** 2
     t = min(1.0, 2.0 * honest_click / any_pair) if any_pair > 0 else 1.0

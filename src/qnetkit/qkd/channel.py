@@ -36,6 +36,11 @@ U = TypeVar("U")
 TAG_BYTES = 16
 HASH_KEY_BYTES = 16
 _LEN = struct.Struct("!Q")
+# Frames arrive before their transcript is authenticated: a peer (or anyone on the path) that
+# announces a huge length must not make us allocate it. 64 MiB holds the largest message of a
+# run of ~8e6 detections (sifting: an 8-byte pulse index each); longer runs raise it on both
+# sides (--max-frame-mib).
+DEFAULT_MAX_FRAME_BYTES = 64 * 2**20
 
 
 class ChannelError(RuntimeError):
@@ -331,15 +336,29 @@ def local_pair() -> tuple[LocalEndpoint, LocalEndpoint]:
 
 
 class TcpEndpoint(Endpoint):
-    """Endpoint over a TCP socket; frames are length-prefixed."""
+    """Endpoint over a TCP socket; frames are length-prefixed (64-bit) and at most
+    ``max_frame_bytes`` long, checked on the announced length before anything is allocated."""
 
-    def __init__(self, role: str, sock: socket.socket) -> None:
+    def __init__(
+        self, role: str, sock: socket.socket, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    ) -> None:
         super().__init__(role)
+        if max_frame_bytes < 1:
+            raise ValueError(f"max_frame_bytes must be >= 1, got {max_frame_bytes}")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         self._file = sock.makefile("rb")
+        self.max_frame_bytes = max_frame_bytes
+
+    def _too_long(self, n: int, who: str) -> ChannelError:
+        return ChannelError(
+            f"{who} frame of {n} bytes exceeds the maximum of {self.max_frame_bytes} bytes "
+            "(raise --max-frame-mib on both sides for longer runs)"
+        )
 
     def _send_frame(self, frame: bytes) -> None:
+        if len(frame) > self.max_frame_bytes:
+            raise self._too_long(len(frame), "outgoing")
         try:
             self._sock.sendall(_LEN.pack(len(frame)) + frame)
         except OSError as exc:
@@ -353,6 +372,9 @@ class TcpEndpoint(Endpoint):
 
     def _recv_frame(self) -> bytes:
         (n,) = _LEN.unpack(self._recv_exact(_LEN.size))
+        if n > self.max_frame_bytes:
+            # Refused before reading or allocating; the stream cannot be resynchronised.
+            raise self._too_long(n, f"{self.peer} announced a")
         return self._recv_exact(n)
 
     def close(self) -> None:
@@ -372,7 +394,12 @@ def parse_address(text: str, *, allow_any_port: bool = False) -> tuple[str, int]
     return host, int(port)
 
 
-def tcp_connect(role: str, address: str, timeout_s: float = 10.0) -> TcpEndpoint:
+def tcp_connect(
+    role: str,
+    address: str,
+    timeout_s: float = 10.0,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+) -> TcpEndpoint:
     """Connect to a listening peer at 'HOST:PORT'."""
     host, port = parse_address(address)
     deadline = time.monotonic() + timeout_s
@@ -388,7 +415,7 @@ def tcp_connect(role: str, address: str, timeout_s: float = 10.0) -> TcpEndpoint
         except OSError as exc:
             raise ChannelError(f"cannot connect to {address}: {exc.strerror or exc}") from None
     sock.settimeout(None)
-    return TcpEndpoint(role, sock)
+    return TcpEndpoint(role, sock, max_frame_bytes)
 
 
 class TcpListener:
@@ -409,9 +436,9 @@ class TcpListener:
     def port(self) -> int:
         return int(self._sock.getsockname()[1])
 
-    def accept(self, role: str) -> TcpEndpoint:
+    def accept(self, role: str, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> TcpEndpoint:
         conn, _ = self._sock.accept()
-        return TcpEndpoint(role, conn)
+        return TcpEndpoint(role, conn, max_frame_bytes)
 
     def close(self) -> None:
         self._sock.close()

@@ -2,10 +2,11 @@
 
 Alice and Bob run as two parties (threads in one process, or two processes over TCP) that see
 only their own detection records and the authenticated classical channel. Stages per block:
-sifting, QBER sampling, reconciliation, error counting, decoy/finite-key estimation (Lim et al.
-2014), verification, privacy amplification, authentication. Randomness: one seed, split into
-independent streams (the quantum channel, Alice's protocol choices, the pre-shared
-authentication key); in simulation only, the pre-shared key comes from the seeded stream.
+sifting, QBER sampling, test-basis announcement, reconciliation, error counting, decoy/finite-key
+estimation (Lim et al. 2014), verification, privacy amplification, authentication. Randomness:
+one seed, split into independent streams (the quantum channel, Alice's protocol choices, the
+pre-shared authentication key); in simulation only, the pre-shared key comes from the seeded
+stream.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.bbm92 import BBM92Params
-from qnetkit.keyrate.common import binary_entropy
 from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params
+from qnetkit.physics.blinding import BlindingMonitorParams
 from qnetkit.physics.validate import check_positive, check_probability
 from qnetkit.qkd.attacks import Attack
 from qnetkit.qkd.channel import (
@@ -35,6 +36,7 @@ from qnetkit.qkd.channel import (
 from qnetkit.qkd.estimation import (
     BasisBound,
     DecoyClasses,
+    basis_eps_sec,
     decoy_basis_bound,
     entangled_basis_bound,
     gllp_basis_bound,
@@ -50,6 +52,7 @@ from qnetkit.qkd.quantum import (
     simulate_decoy_bb84,
 )
 from qnetkit.qkd.reconciliation.base import Reconciler
+from qnetkit.qkd.summary import summarise
 from qnetkit.qkd.verification import verify_alice, verify_bob
 
 BitArray = npt.NDArray[np.uint8]
@@ -88,7 +91,17 @@ def make_reconciler(method: str) -> Reconciler:
 
 @dataclass(frozen=True)
 class LinkConfig:
-    """Everything both parties must agree on before the run (sent by Alice in two-process mode)."""
+    """Everything both parties must agree on before the run (sent by Alice in two-process mode).
+
+    ``key_bases``: 1 (default) = one key basis, the one chosen more often (Z on a tie, always Z
+    for BBM92), the other a test basis whose bits are announced to count its errors: the
+    protocol of Lim et al. 2014 (key X, test Z) and Tomamichel, Lim, Gisin, Renner, Nat.
+    Commun. 3, 634 (2012), whose finite-key proofs cover it. 2 = both bases carry key, each
+    basis' phase error estimated from the other basis' errors at eps_sec / 2 each: the
+    "efficient BB84" of Lo, Chau, Ardehali, J. Cryptology 18, 133 (2005), proved only
+    asymptotically; no finite-key proof of that use is cited here, so it is opt-in.
+    ``eps_sec`` is per block; the run summary composes it over the blocks.
+    """
 
     protocol: ProtocolName = "decoy-bb84"
     length_km: float = 10.0
@@ -103,6 +116,7 @@ class LinkConfig:
     qber_sample_bits: int = 1024
     abort_qber: float = 0.11
     eps_sec: float = 1e-10
+    key_bases: int = 1
     auth_key_bits: int = 4096
     seed: int = 0
 
@@ -136,6 +150,8 @@ class LinkConfig:
         check_positive("eps_sec", self.eps_sec)
         if self.eps_sec >= 1:
             raise ParameterError("eps_sec", self.eps_sec, "must be in (0, 1)")
+        if self.key_bases not in (1, 2):
+            raise ParameterError("key_bases", self.key_bases, "must be 1 or 2")
         if self.auth_key_bits < 512 or self.auth_key_bits % 8:
             raise ParameterError(
                 "auth_key_bits", self.auth_key_bits, "must be a multiple of 8 and >= 512"
@@ -155,7 +171,10 @@ class LinkConfig:
         src["intensities"] = tuple(src["intensities"])
         src["intensity_probs"] = tuple(src["intensity_probs"])
         d["source"] = DecoySourceParams(**src)
-        d["timing"] = DetectorTimingParams(**d["timing"])
+        timing = dict(d["timing"])
+        if isinstance(timing.get("blinding_monitor"), dict):
+            timing["blinding_monitor"] = BlindingMonitorParams(**timing["blinding_monitor"])
+        d["timing"] = DetectorTimingParams(**timing)
         d["entangled"] = BBM92Params(**d["entangled"])
         d["attack"] = Attack(**d["attack"]) if d.get("attack") else None
         return cls(**d)
@@ -221,6 +240,7 @@ def run_quantum_stage(
             rng,
             attack=config.attack,
             progress=progress,
+            monitor=config.timing.blinding_monitor,
         )
     return simulate_decoy_bb84(
         config.link,
@@ -263,37 +283,57 @@ def _counts(basis: BitArray, cls: BitArray, mask: npt.NDArray[np.bool_], classes
     return np.bincount(idx, minlength=2 * classes).reshape(2, classes)
 
 
+def key_basis(config: LinkConfig) -> int | None:
+    """The one key basis (0 = Z, 1 = X), fixed before the run; None when both bases carry key.
+
+    The basis chosen more often gives more detections; choosing it from the basis probabilities
+    rather than from the observed counts keeps the choice independent of the data.
+    """
+    if config.key_bases == 2:
+        return None
+    if config.protocol == "bbm92":
+        return 0
+    return 0 if config.source.basis_prob_z >= 0.5 else 1
+
+
 def _bounds(
     config: LinkConfig, counts: Any, errors: Any, classes: int, gain: float
 ) -> list[BasisBound]:
+    """One bound per key basis, each at basis_eps_sec (the same split on every path)."""
     n_b, m_b = counts.sum(axis=1), errors.sum(axis=1)
+    kb = key_basis(config)
+    key_bases = (0, 1) if kb is None else (kb,)
+    eps = basis_eps_sec(config.eps_sec, len(key_bases))
     if config.protocol == "bbm92":
         return [
-            entangled_basis_bound(int(n_b[b]), int(n_b[1 - b]), int(m_b[1 - b]), config.eps_sec)
-            for b in (0, 1)
+            entangled_basis_bound(int(n_b[b]), int(n_b[1 - b]), int(m_b[1 - b]), eps)
+            for b in key_bases
         ]
     if classes == 1:  # no decoys: GLLP with every multi-photon pulse tagged
         mu = config.source.intensities[0]
         multi = -math.expm1(-mu) - mu * math.exp(-mu)
         tagged = multi / gain if gain > 0 else 1.0
         return [
-            gllp_basis_bound(
-                int(n_b[b]), int(n_b[1 - b]), int(m_b[1 - b]), tagged, config.eps_sec / 2.0
-            )
-            for b in (0, 1)
+            gllp_basis_bound(int(n_b[b]), int(n_b[1 - b]), int(m_b[1 - b]), tagged, eps)
+            for b in key_bases
         ]
     decoy = DecoyClasses(config.source.intensities, config.source.intensity_probs)
-    eps_each = config.eps_sec / 2.0
     return [
         decoy_basis_bound(
             [int(c) for c in counts[b]],
             [int(c) for c in counts[1 - b]],
             [int(e) for e in errors[1 - b]],
             decoy,
-            eps_each,
+            eps,
         )
-        for b in (0, 1)
+        for b in key_bases
     ]
+
+
+def _test_mask(config: LinkConfig, basis: BitArray) -> npt.NDArray[np.bool_] | None:
+    """The test-basis bits of a block (announced, never key); None when both bases are key."""
+    kb = key_basis(config)
+    return None if kb is None else np.asarray(basis != kb)
 
 
 def _classes(config: LinkConfig) -> int:
@@ -339,6 +379,8 @@ def _empty_stats() -> dict[str, Any]:
         "sifted_bits": 0,
         "sample_bits": 0,
         "sample_errors": 0,
+        "test_bits": 0,
+        "test_errors": 0,
         "reconciled_bits": 0,
         "gain": 0.0,
         "last_ec_qber": None,
@@ -386,6 +428,20 @@ def _alice_block(
             f"QBER {100 * qber_est:.1f} % in the sample is above the abort threshold "
             f"{100 * config.abort_qber:.1f} %"
         )
+    # Counts per (basis, class) of key and test bits alike, before the test bits leave.
+    counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
+    test = _test_mask(config, basis)
+    test_errors = np.zeros((2, n_cls), dtype=np.int64)
+    if test is not None:
+        t = time.perf_counter()
+        with ep.stage("estimation"):
+            # Lim et al. 2014: the test basis is announced. Alice's bits are independent per
+            # pulse and test bits never become key, so this reveals nothing of the key bits.
+            ep.send("pe.test_bits", {"bits": np.packbits(key[test])})
+            reply = ep.recv("pe.test_errors").public["errors"]
+            test_errors = np.asarray(reply, dtype=np.int64).reshape(2, n_cls)
+        timer.add("estimation", t)
+        key, basis, cls = key[~test], basis[~test], cls[~test]
     t = time.perf_counter()
     with ep.stage("reconciliation"):
         rec = reconciler.alice(ep, key, _ec_qber(config, stats, qber_est, k), rng)
@@ -396,8 +452,8 @@ def _alice_block(
     with ep.stage("estimation"):
         errors = np.asarray(ep.recv("pe.errors").public["errors"], dtype=np.int64)
     stats["last_ec_qber"] = float(errors.sum()) / key.size if key.size else None
-    counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
-    bounds = _bounds(config, counts, errors.reshape(2, n_cls), n_cls, stats["gain"])
+    errors = errors.reshape(2, n_cls) + test_errors
+    bounds = _bounds(config, counts, errors, n_cls, stats["gain"])
     timer.add("estimation", t)
     t = time.perf_counter()
     with ep.stage("verification"):
@@ -466,6 +522,22 @@ def _bob_block(
             f"QBER {100 * qber_est:.1f} % in the sample is above the abort threshold "
             f"{100 * config.abort_qber:.1f} %"
         )
+    counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
+    test = _test_mask(config, basis)
+    test_errors = np.zeros((2, n_cls), dtype=np.int64)
+    if test is not None:
+        t = time.perf_counter()
+        with ep.stage("estimation"):
+            packed = ep.recv("pe.test_bits").public["bits"]
+            alice_bits = np.unpackbits(packed, count=int(np.count_nonzero(test)))
+            wrong = np.zeros(key.size, dtype=bool)
+            wrong[test] = alice_bits != key[test]
+            test_errors = _counts(basis, cls, wrong, n_cls)
+            ep.send("pe.test_errors", {"errors": test_errors.ravel().astype(np.int64)})
+        timer.add("estimation", t)
+        stats["test_bits"] += int(np.count_nonzero(test))
+        stats["test_errors"] += int(np.count_nonzero(wrong))
+        key, basis, cls = key[~test], basis[~test], cls[~test]
     t = time.perf_counter()
     with ep.stage("reconciliation"):
         rec = reconciler.bob(ep, key, _ec_qber(config, stats, qber_est, int(sample.size)))
@@ -481,8 +553,7 @@ def _bob_block(
         # Error positions are independent of the key bits in BB84, so their counts are public.
         errors = _counts(basis, cls, flipped, n_cls)
         ep.send("pe.errors", {"errors": errors.ravel().astype(np.int64)})
-    counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
-    bounds = _bounds(config, counts, errors, n_cls, stats["gain"])
+    bounds = _bounds(config, counts, errors + test_errors, n_cls, stats["gain"])
     timer.add("estimation", t)
     t = time.perf_counter()
     with ep.stage("verification"):
@@ -625,62 +696,6 @@ def _party(
     final = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint8)
     stats["secret_key_bits"] = int(final.size)
     return PartyResult(final, stats, timer.wall)
-
-
-def summarise(
-    config: LinkConfig,
-    alice: PartyResult,
-    bob: PartyResult,
-    quantum_wall_s: float,
-    wall_s: float,
-    ep_log_leaked: int,
-) -> dict[str, Any]:
-    """The run's statistics as in ``qnetkit qkd run --json`` (Bob's view; no key material)."""
-    st = bob.stats
-    n_ec = st["reconciled_bits"]
-    # Errors are known exactly where reconciliation ran, and from the sample everywhere.
-    measured = n_ec + st["sample_bits"]
-    qber = (st["errors_corrected"] + st["sample_errors"]) / measured if measured else 0.0
-    ec_qber = st["errors_corrected"] / n_ec if n_ec > 0 else 0.0
-    h = float(binary_entropy(np.asarray(ec_qber)))
-    ec_eff = st["leaked_ec_bits"] / (n_ec * h) if n_ec > 0 and h > 0 else None
-    phase = st["phase_error_bounds"]
-    stage_wall = {k: round(max(alice.stage_wall_s[k], bob.stage_wall_s[k]), 6) for k in STAGES}
-    stage_wall["quantum"] = round(quantum_wall_s, 6)
-    secret = int(min(alice.key.size, bob.key.size))
-    aborted = secret == 0
-    reasons = list(dict.fromkeys(st["abort_reasons"]))
-    return {
-        "protocol": config.protocol,
-        "length_km": config.length_km,
-        "pulses": config.pulses,
-        "reconciliation": config.reconciliation,
-        "attack": None if config.attack is None else asdict(config.attack),
-        "seed": config.seed,
-        "sifted_bits": st["sifted_bits"],
-        "qber": qber,
-        "phase_error_bound": float(max(phase)) if phase else None,
-        "single_photon_bits": st["s1_bits"],
-        "leaked_ec_bits": st["leaked_ec_bits"],
-        "channel_leaked_ec_bits": ep_log_leaked,
-        "ec_efficiency": ec_eff,
-        "ec_channel_uses": st["ec_channel_uses"],
-        "verification_bits": st["verification_bits"],
-        "auth_bits_consumed": st["auth_bits_consumed"],
-        "secret_key_bits": secret,
-        "key_rate_per_pulse": secret / config.pulses,
-        "keys_match": bool(np.array_equal(alice.key, bob.key)),
-        "aborted": aborted,
-        "abort_reason": reasons[0] if aborted and reasons else None,
-        "blocks": st["blocks"],
-        "blocks_aborted": st["blocks_aborted"],
-        "block_abort_reasons": reasons,
-        "eps_cor": st["eps_cor"],
-        "eps_sec": config.eps_sec,
-        "wall_s": round(wall_s, 6),
-        "stage_wall_s": stage_wall,
-        "secret_bits_per_wall_s": secret / wall_s if wall_s > 0 else None,
-    }
 
 
 def simulate_link(

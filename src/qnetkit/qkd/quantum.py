@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,7 @@ from numba import njit
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.bbm92 import BBM92Params, arm_transmittances, bbm92_key_rate
 from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params, decoy_bb84_transmittance
+from qnetkit.physics.blinding import BlindingMonitorParams
 from qnetkit.physics.detectors import threshold_pair_click_probabilities
 from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
 from qnetkit.qkd.attacks import (
@@ -89,18 +90,22 @@ class DecoySourceParams:
 
 @dataclass(frozen=True)
 class DetectorTimingParams:
-    """Bob's detection-unit timing, Monte-Carlo only: dead time, afterpulsing, blinding monitor."""
+    """Bob's detection unit, Monte-Carlo only: dead time, afterpulsing, APDs under bright light.
+
+    ``blinding_monitor``: his APDs' linear-mode power and the photocurrent monitor that watches
+    them (:class:`qnetkit.physics.blinding.BlindingMonitorParams`).
+    """
 
     dead_time_s: float = 0.0
     afterpulse_prob: float = 0.0
-    monitor_photocurrent: bool = True
+    blinding_monitor: BlindingMonitorParams = field(default_factory=BlindingMonitorParams)
 
     def __post_init__(self) -> None:
         check_nonnegative("dead_time_s", self.dead_time_s)
         check_probability("afterpulse_prob", self.afterpulse_prob)
-        if not isinstance(self.monitor_photocurrent, bool):
+        if not isinstance(self.blinding_monitor, BlindingMonitorParams):
             raise ParameterError(
-                "monitor_photocurrent", self.monitor_photocurrent, "must be true or false"
+                "blinding_monitor", self.blinding_monitor, "must be BlindingMonitorParams"
             )
 
 
@@ -123,7 +128,7 @@ class AliceRecord:
 class BobRecord:
     """Bob's detections (sorted by pulse index); double clicks already squashed to a random bit.
 
-    ``blinding_alarm``: his photocurrent monitor saw bright light during the run.
+    ``blinding_alarm``: his photocurrent monitor read a current above its threshold.
     """
 
     pulse_index: IntArray
@@ -304,7 +309,11 @@ def _cells_of_undetected(rng: np.random.Generator, undetected: IntArray, k: int)
 
 
 def _decoy_outcomes(
-    link: DecoyBB84Params, length_km: float, source: DecoySourceParams, attack: Attack | None
+    link: DecoyBB84Params,
+    length_km: float,
+    source: DecoySourceParams,
+    attack: Attack | None,
+    monitor: BlindingMonitorParams | None = None,
 ) -> FloatArray:
     """Per-pulse outcome probabilities, shape (classes, 2, 4): [same bases, different], OUTCOMES.
 
@@ -322,7 +331,7 @@ def _decoy_outcomes(
         pair = threshold_pair_click_probabilities(right, wrong, 1.0, 1.0, p, p)
         out[:, m] = np.stack([pair.no_click, pair.only_a, pair.only_b, pair.double_click], -1)
     if attack is not None and attack.fraction > 0.0:
-        attacked = decoy_attacked_outcomes(attack, source.intensities, link, length_km)
+        attacked = decoy_attacked_outcomes(attack, source.intensities, link, length_km, monitor)
         out = (1.0 - attack.fraction) * out + attack.fraction * attacked
     return out
 
@@ -333,6 +342,7 @@ def expected_gains_and_qber(
     source: DecoySourceParams,
     *,
     attack: Attack | None = None,
+    monitor: BlindingMonitorParams | None = None,
 ) -> dict[str, FloatArray]:
     """Exact expectations of the Monte-Carlo model, per intensity class.
 
@@ -342,7 +352,7 @@ def expected_gains_and_qber(
     Y0 added instead of two detectors' dark counts combined (a difference of order Y0 eta mu).
     """
     check_nonnegative("length_km", length_km)
-    outcomes = _decoy_outcomes(link, length_km, source, attack)
+    outcomes = _decoy_outcomes(link, length_km, source, attack, monitor)
     pz = source.basis_prob_z
     same = pz**2 + (1.0 - pz) ** 2
     click = 1.0 - outcomes[..., 0]
@@ -386,7 +396,7 @@ def simulate_decoy_bb84(
     """
     _check_run(length_km, pulses, chunk_pulses)
     timing = timing if timing is not None else DetectorTimingParams()
-    outcomes = _decoy_outcomes(link, length_km, source, attack)
+    outcomes = _decoy_outcomes(link, length_km, source, attack, timing.blinding_monitor)
     classes = len(source.intensities)
     basis_p = np.array([source.basis_prob_z, 1.0 - source.basis_prob_z])
     cell_probs = _normalised(
@@ -462,7 +472,7 @@ def simulate_decoy_bb84(
         bit=bob_bit,
         double_click=kind == DOUBLE,
         pulses=int(pulses),
-        blinding_alarm=blinding_alarm(attack, timing.monitor_photocurrent),
+        blinding_alarm=blinding_alarm(attack, timing.blinding_monitor),
     )
     return alice, bob
 
@@ -516,7 +526,11 @@ def _bbm92_lambda(link: BBM92Params, length_km: float) -> float:
 
 
 def _bbm92_joint(
-    link: BBM92Params, length_km: float, lam: float, attack: Attack | None
+    link: BBM92Params,
+    length_km: float,
+    lam: float,
+    attack: Attack | None,
+    monitor: BlindingMonitorParams | None = None,
 ) -> FloatArray:
     """P(Alice's outcome a, Bob's outcome b) per time bin, shape (2, 3, 3).
 
@@ -572,13 +586,17 @@ def _bbm92_joint(
         ]
     )
     if attack is not None and attack.fraction > 0.0:
-        attacked = bbm92_bob_arm_attacked(attack, n0, n1, rotated, lam, eta_b, p, e_d)
+        attacked = bbm92_bob_arm_attacked(attack, n0, n1, rotated, lam, eta_b, p, e_d, monitor)
         bob = (1.0 - attack.fraction) * bob + attack.fraction * attacked
     return np.asarray(np.einsum("ij,ija,mijb->mab", weight, alice[..., 1:], bob[..., 1:]))
 
 
 def expected_bbm92_coincidences(
-    link: BBM92Params, length_km: float, *, attack: Attack | None = None
+    link: BBM92Params,
+    length_km: float,
+    *,
+    attack: Attack | None = None,
+    monitor: BlindingMonitorParams | None = None,
 ) -> dict[str, FloatArray]:
     """Exact expectations of the BBM92 Monte-Carlo model per time bin.
 
@@ -587,7 +605,7 @@ def expected_bbm92_coincidences(
     """
     check_nonnegative("length_km", length_km)
     lam = _bbm92_lambda(link, length_km)
-    joint = _bbm92_joint(link, length_km, lam, attack)
+    joint = _bbm92_joint(link, length_km, lam, attack, monitor)
     coincidence = joint.sum(axis=(1, 2))
     same = joint[0]
     errors = same[0, 1] + same[1, 0] + 0.5 * (same[2].sum() + same[:2, 2].sum())
@@ -609,7 +627,7 @@ def simulate_bbm92(
     chunk_pulses: int = DEFAULT_CHUNK_PULSES,
     progress: Callable[[int], None] | None = None,
     basis_prob_z: float = 0.5,
-    monitor_photocurrent: bool = True,
+    monitor: BlindingMonitorParams | None = None,
 ) -> tuple[AliceRecord, BobRecord]:
     """Coincidence records of ``pulses`` SPDC time bins of a BBM92 link of total ``length_km``.
 
@@ -617,12 +635,13 @@ def simulate_bbm92(
     clicks squashed to a random bit on each side); mu is ``link.mu`` or, if omitted, the rate-
     optimal value of ``keyrate.bbm92``. Only coincidences (both sides click) are recorded, so both
     records list the same time bins; they are sampled per basis cell in O(coincidences).
+    ``monitor``: Bob's APDs under bright light and his photocurrent monitor (default params).
     """
     _check_run(length_km, pulses, chunk_pulses)
     check_probability("basis_prob_z", basis_prob_z)
     if attack is not None and attack.kind == "pns":
         raise ParameterError("attack", attack.kind, "photon-number splitting needs a WCP source")
-    joint = _bbm92_joint(link, length_km, _bbm92_lambda(link, length_km), attack)
+    joint = _bbm92_joint(link, length_km, _bbm92_lambda(link, length_km), attack, monitor)
     basis_p = np.array([basis_prob_z, 1.0 - basis_prob_z])
     cell_probs = _normalised((basis_p[:, None] * basis_p[None, :]).ravel())
     per_cell = joint[np.array([0, 1, 1, 0])].reshape(4, 9)
@@ -663,6 +682,6 @@ def simulate_bbm92(
         bit=squash(bob_out),
         double_click=bob_out == 2,
         pulses=int(pulses),
-        blinding_alarm=blinding_alarm(attack, monitor_photocurrent),
+        blinding_alarm=blinding_alarm(attack, monitor),
     )
     return alice, bob
