@@ -109,6 +109,8 @@ def _setup(root: Path, store_urls: dict[str, str], workers: int) -> tuple[Any, d
             "tls": {"cert": str(cert), "key": str(key), "ca": str(layout.ca_cert)},
             "store": {"url": store_urls[kme]}, "kek": {"file": str(kek)},
             "saes": [{"id": f"sae-{kme.lower()}"}],
+            # One SAE drives the whole load: lift the per-SAE rate limit (default 200/s).
+            "limits": {"sae_rate_per_s": 1e6, "sae_burst": 1_000_000},
             "peers": [{"kme_id": other, "url": f"https://127.0.0.1:{ports[other]}",
                        "saes": [f"sae-{other.lower()}"]}],
         }

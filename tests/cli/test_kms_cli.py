@@ -77,9 +77,23 @@ def test_ingest_then_audit_verify_and_tamper(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["units"] == 100 and out["units_added"] == 100 and out["bits"] == 25600
+    assert out["state"] == "pending"  # served only once KME B confirms the same bytes
     again = json.loads(run("kms", "ingest", "--config", str(config), "--peer", "B", "--file",
                            str(keys), "--json").stdout)
-    assert again["units_added"] == 0  # same block ID: idempotent
+    assert again["units_added"] == 0 and again["block_ID"] == out["block_ID"]  # same bytes
+    # A new file of the same name and size is a new block (the ID is not the file name's).
+    keys.write_bytes(os.urandom(32 * 100 + 5))
+    new = json.loads(run("kms", "ingest", "--config", str(config), "--peer", "B", "--file",
+                         str(keys), "--json").stdout)
+    assert new["units_added"] == 100 and new["block_ID"] != out["block_ID"]
+    # Other bytes under an existing identity (link + sequence number) are an error.
+    seq = ("kms", "ingest", "--config", str(config), "--peer", "B", "--block-seq", "7",
+           "--file", str(keys), "--json")
+    assert json.loads(run(*seq).stdout)["units_added"] == 100
+    keys.write_bytes(os.urandom(32 * 100 + 5))
+    clash = run(*seq)
+    assert clash.returncode == 2 and len(clash.stderr.strip().splitlines()) == 1, clash.stderr
+    assert "other bytes" in clash.stderr and "Traceback" not in clash.stderr
     v = run("kms", "audit", "verify", "--config", str(config), "--json")
     assert v.returncode == 0 and json.loads(v.stdout)["ok"] is True
     exp = run("kms", "audit", "export", "--config", str(config), "--format", "rfc5424")
@@ -87,11 +101,32 @@ def test_ingest_then_audit_verify_and_tamper(tmp_path: Path) -> None:
     assert "qnetkit-kms" in exp.stdout
     jl = run("kms", "audit", "export", "--config", str(config), "--format", "jsonl")
     recs = [json.loads(line) for line in jl.stdout.splitlines()]
-    assert recs and recs[0]["action"] == "ingest"
+    assert [r["action"] for r in recs] == ["ingest-block"] * 3 + ["refuse"]
+    assert recs[-1]["detail"]["endpoint"] == "ingest"
     with sqlite3.connect(tmp_path / "a.db") as db:
         db.execute("UPDATE audit SET action = 'retrieve' WHERE seq = 1")
     v = run("kms", "audit", "verify", "--config", str(config), "--json")
     assert v.returncode == 1 and json.loads(v.stdout)["first_bad_seq"] == 1
+
+
+def test_simulated_ingest_needs_a_kme_that_allows_it(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    keys = tmp_path / "sim.bin"
+    keys.write_bytes(os.urandom(32 * 10))
+    args = ("kms", "ingest", "--config", str(config), "--peer", "B", "--file", str(keys),
+            "--simulated", "--json")
+    r = run(*args)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "simulated" in r.stderr
+    cfg = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**cfg, "allow_simulated_keys": True}))
+    ok = run(*args)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["simulated"] is True
+    jl = run("kms", "audit", "export", "--config", str(config), "--format", "jsonl")
+    recs = [json.loads(line) for line in jl.stdout.splitlines()]
+    assert [r["action"] for r in recs] == ["refuse", "ingest-block"]
+    assert recs[1]["detail"]["simulated"] is True
 
 
 def test_bad_config_is_one_line(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from qnetkit.kms.hybrid import generate_kem_keypair, save_kem_private_key
 from qnetkit.kms.pki import PkiLayout, client_ssl_context, init_pki
 from qnetkit.kms.runner import KmeThread
 from qnetkit.kms.server import ingest_block
+from qnetkit.kms.store.base import AuditRecord
 
 SAE_HOME = {"sae-a": "A", "sae-a2": "A", "sae-b": "B", "sae-b2": "B", "sae-c": "C"}
 LINKS = (("A", "B"), ("B", "C"))
@@ -78,6 +79,8 @@ def write_configs(root: Path, layout: PkiLayout, ports: dict[str, int], *,
             "peers": peers,
             "routes": routes,
             "policies": [{"master": "sae-a2", "slave": "sae-b2", "on_empty": "fallback-pqc"}],
+            # Load tests hammer one SAE; the per-SAE rate limit has its own test.
+            "limits": {"sae_rate_per_s": 1e6, "sae_burst": 1_000_000},
         }
         cfg.update((extra or {}).get(kme, {}))
         path = root / f"kme-{kme}.yaml"
@@ -130,14 +133,34 @@ def start_net(root: Path, **kw: Any) -> KmeNet:
     return net
 
 
+def wait_refusal(kme: KmeThread, reason: str, why: str = "", timeout_s: float = 10.0,
+                 **detail: object) -> AuditRecord:
+    """The newest ``refuse`` audit record of ``kme`` with this reason (refusals are audited
+    by a background thread, so wait for it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for rec in reversed(list(kme.service.store.audit_records())):
+            d = rec.detail
+            if (rec.action == "refuse" and d.get("reason") == reason
+                    and why in str(d.get("why")) and all(d.get(k) == v for k, v in detail.items())):
+                return rec
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no refuse record ({reason}, {why!r}, {detail}) at {kme.cfg.kme_id}")
+        time.sleep(0.05)
+
+
 QNETKIT = [sys.executable, "-m", "qnetkit.cli.main"]
 
 
-def start_serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    """`qnetkit kms serve` as a real process, output appended to ``log``."""
+def start_serve(config: Path, log: Path,
+                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`qnetkit kms serve` as a real process, output appended to ``log`` (``env``: extra
+    environment variables, e.g. fault injection)."""
     f = log.open("ab")
     return subprocess.Popen([*QNETKIT, "kms", "serve", "--config", str(config)],
-                            stdout=f, stderr=subprocess.STDOUT)
+                            stdout=f, stderr=subprocess.STDOUT,
+                            env=None if env is None else {**os.environ, **env})
 
 
 def wait_up(url: str, cert: Path, key: Path, ca: Path, timeout_s: float = 30) -> None:

@@ -55,10 +55,13 @@ def test_enc_then_dec_same_bytes_at_both_ends(net: KmeNet, method: str) -> None:
         assert len({k.key_id for k in keys}) == 3
         got = b.dec_keys("sae-a", [k.key_id for k in keys], method="POST")
         assert [g.key for g in got] == [k.key for k in keys]
-        # Retrieved once: a second dec_keys for the same ID is refused (clause 5.4 -> 400).
-        with pytest.raises(KmeHttpError) as e:
-            b.dec_keys("sae-a", [keys[0].key_id])
-        assert e.value.status_code == 400
+        # Delivery semantics: within the re-fetch window the same SAE gets the same bytes
+        # again (a response lost to a crash is not a lost key)...
+        assert b.dec_keys("sae-a", [keys[0].key_id])[0].key == keys[0].key
+    # ...and no other SAE ever gets them (clause 5.4 -> 400, as for an unknown key ID).
+    with net.client("sae-b2", "B") as b2, pytest.raises(KmeHttpError) as e:
+        b2.dec_keys("sae-a", [keys[0].key_id])
+    assert e.value.status_code == 400
 
 
 def test_dec_keys_by_get_single_id(net: KmeNet) -> None:
@@ -100,12 +103,19 @@ def test_wrong_sae_gets_401(net: KmeNet) -> None:
     # sae-c's certificate presented at A (sae-c lives at C).
     with raw(net, "sae-c", "A") as c:
         assert c.get(f"{API}/sae-b/status").status_code == 401
-    # A key for sae-b asked for by sae-b2 (same KME, not a slave of that key).
-    with net.client("sae-a") as a, net.client("sae-b2", "B") as b2:
+    # A key for sae-b asked for by sae-b2 (same KME, not a slave of that key): answered
+    # exactly like an unknown key ID (issue 12, item 8: no existence oracle), and audited.
+    with net.client("sae-a") as a, raw(net, "sae-b2", "B") as b2:
         (k,) = a.enc_keys("sae-b")
-        with pytest.raises(KmeHttpError) as e:
-            b2.dec_keys("sae-a", [k.key_id])
-        assert e.value.status_code == 401
+        theirs = b2.get(f"{API}/sae-a/dec_keys", params={"key_ID": k.key_id})
+        unknown = b2.get(f"{API}/sae-a/dec_keys",
+                         params={"key_ID": "00000000-0000-4000-8000-000000000000"})
+    assert theirs.status_code == unknown.status_code == 400
+    assert theirs.content == unknown.content
+    refused = [r for r in net.kmes["B"].service.store.audit_records() if r.action == "refuse"
+               and r.key_ids == (k.key_id,)]
+    assert [(r.slave_saes, r.detail["reason"]) for r in refused] == [(("sae-b2",),
+                                                                     "not_entitled")]
     # ...and the rightful slave still gets it afterwards.
     with net.client("sae-b") as b:
         assert b.dec_keys("sae-a", [k.key_id])[0].key == k.key

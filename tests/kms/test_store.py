@@ -22,6 +22,7 @@ from qnetkit.kms.errors import InsufficientKeys, KeyNotFound, NotEntitled, Store
 from qnetkit.kms.store import open_store
 from qnetkit.kms.store.base import Assignment, KeyStore, KeyUnit
 from qnetkit.kms.store.postgres import PostgresKeyStore
+from qnetkit.kms.store.schema import SCHEMA_VERSION
 from qnetkit.kms.store.sqlite import SqliteKeyStore
 
 Raw = Callable[..., list[tuple[Any, ...]]]
@@ -437,9 +438,37 @@ def test_migrate_is_idempotent(store: KeyStore, store_url: str, kek: bytes, raw:
         assert again.audit_head() == store.audit_head()
     finally:
         again.close()
-    assert raw(store_url, "SELECT schema_version FROM meta") == [(1,)]
+    assert raw(store_url, "SELECT schema_version FROM meta") == [(SCHEMA_VERSION,)]
     if store_url.startswith("sqlite:///"):
         assert raw(store_url, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_v1_store_upgrades_and_keeps_its_units(
+    store_url: str, kek: bytes, raw: Raw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store made by the previous release (schema v1) migrates to v2 in place; its units,
+    ingested before blocks were tracked, stay available."""
+    from qnetkit.kms.store import core, schema
+
+    with monkeypatch.context() as m:
+        m.setattr(core, "MIGRATIONS", schema.MIGRATIONS[:1])
+        m.setattr(core, "SCHEMA_VERSION", 1)
+        open_store(store_url, kme_id="A", kek=kek).close()
+    assert raw(store_url, "SELECT schema_version FROM meta") == [(1,)]
+    unit = make_units(1)[0]
+    raw(store_url, "INSERT INTO peers (peer_kme, unit_bits) VALUES (?, ?)", ("B", 256))
+    raw(store_url, "INSERT INTO units (unit_id, peer_kme, owner_kme, sealed, state, "
+        "created_at_s) VALUES (?, 'B', 'A', ?, 'available', 1.0)",
+        (unit.unit_id, AtRestCipher(kek).seal("unit:" + unit.unit_id, unit.material)))
+    s = open_store(store_url, kme_id="A", kek=kek)
+    try:
+        assert raw(store_url, "SELECT schema_version FROM meta") == [(SCHEMA_VERSION,)]
+        ((a, m),) = reserve(s)
+        assert (a.key_id, m) == (unit.unit_id, unit.material)
+        (k,) = s.retrieve(slave_sae="s1", master_sae="m1", key_ids=[a.key_id], now_s=11.0)
+        assert k.material == unit.material
+    finally:
+        s.close()
 
 
 def test_closed_store_refuses_work(store_url: str, kek: bytes) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import socket
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,13 +42,14 @@ def _user_errors() -> Iterator[None]:
 @app.command()
 def serve(config: Path = CONFIG) -> None:
     """Serve the ETSI 014 API over mutual TLS until SIGINT/SIGTERM."""
-    import logging
-
     from qnetkit.kms.server import serve as run
 
     # Our log lines name key IDs and SAEs, never key material (tests search the output).
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every peer-KME request at INFO: noise that drowns the refusals.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     with _user_errors():
         _check_port_free(config)
@@ -144,45 +145,62 @@ def ingest(
     config: Path = CONFIG,
     peer: str = typer.Option(..., "--peer", help="the KME at the other end of the QKD link"),
     file: Path = typer.Option(..., "--file", help="raw key bytes (the same file at both ends)"),
+    block_seq: int | None = typer.Option(
+        None, "--block-seq", help="the block's sequence number on this link (both ends give "
+        "the same number; the block ID is derived from the link and the number)"),
     block_id: str | None = typer.Option(
-        None, "--block-id", help="UUID shared by both ends (default: derived from the file "
-        "name and size, so the same file gives the same ID at both KMEs)"),
+        None, "--block-id", help="an explicit block UUID shared by both ends (default: "
+        "derived from the content, or from --block-seq)"),
     unit_bits: int = typer.Option(256, "--unit-bits", help="key unit size (same at both ends)"),
+    simulated: bool = typer.Option(
+        False, "--simulated", help="the bytes come from a simulation, not a QKD link (a KME "
+        "refuses them unless its configuration has allow_simulated_keys: true)"),
     as_json: bool = JSON,
 ) -> None:
-    """Add a file of key material shared with --peer to this KME's store."""
+    """Add a block of key material shared with --peer to this KME's store.
+
+    The block is held as pending until both KMEs have confirmed (over their mutual-TLS
+    channel, when they run) that they hold the same bytes; only then are its keys served.
+    Other bytes under an existing block ID are an error (exit 2).
+    """
+    from qnetkit.kms.blocks import block_identity
     from qnetkit.kms.config import load_config
-    from qnetkit.kms.server import build_service, ingest_block
+    from qnetkit.kms.server import build_service
     from qnetkit.kms.service import ApiError
 
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise CliUsageError(f"cannot read {file}: {exc.strerror}") from None
-    if block_id is None:
-        block_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"qnetkit-block:{file.name}:{len(data)}"))
-    else:
-        try:
-            block_id = str(uuid.UUID(block_id))
-        except ValueError:
-            raise CliUsageError("--block-id must be a UUID") from None
+    if block_seq is not None and block_seq < 0:
+        raise CliUsageError("--block-seq must be >= 0")
     if unit_bits <= 0 or unit_bits % 8:
         raise CliUsageError("--unit-bits must be a positive multiple of 8")
+    # A refusal is audited and reported as the one-line error below: not logged twice.
+    logging.getLogger("qnetkit.kms").addHandler(logging.NullHandler())
     with _user_errors():
-        service = build_service(load_config(config))
+        cfg = load_config(config)
         try:
-            added = ingest_block(service, peer, block_id, data, unit_bits)
+            bid = block_identity(cfg.kme_id, peer, data, block_id=block_id, block_seq=block_seq)
+        except ValueError:
+            raise CliUsageError("--block-id must be a UUID, and not given with --block-seq") \
+                from None
+        service = build_service(cfg)
+        try:
+            res = service.ingest_block(peer, bid, data, unit_bits, simulated=simulated)
         except ApiError as exc:
             raise CliUsageError(exc.message) from None
         finally:
             service.store.close()
-    units = len(data) // (unit_bits // 8)
-    result = {"block_ID": block_id, "units": units, "units_added": added,
-              "bits": units * unit_bits}
+    result = {"block_ID": res.block_id, "units": res.units, "units_added": res.units_added,
+              "bits": res.units * unit_bits, "state": res.state, "simulated": simulated}
     if as_json:
         emit_json(result)
     else:
-        print(f"block {block_id}: {added} of {units} units of {unit_bits} bits added")
+        print(f"block {res.block_id}: {res.units_added} of {res.units} units of {unit_bits} bits "
+              f"added; {res.state}"
+              + (" (served once the KME of --peer confirms the same bytes)"
+                 if res.state == "pending" else ""))
 
 
 def _open_store(config: Path):  # type: ignore[no-untyped-def]
@@ -196,21 +214,41 @@ def _open_store(config: Path):  # type: ignore[no-untyped-def]
 
 
 @audit_app.command("verify")
-def audit_verify(config: Path = CONFIG, as_json: bool = JSON) -> None:
+def audit_verify(
+    config: Path = CONFIG,
+    as_json: bool = JSON,
+    checkpoints: Path | None = typer.Option(
+        None, "--checkpoints",
+        help="signed audit-head checkpoints (audit_checkpoint_file): also catches a tail "
+        "deleted together with a rewound head row"),
+) -> None:
     """Check the audit chain: exit 1 if any record was altered, removed or reordered."""
-    from qnetkit.kms.audit import verify_chain
+    from qnetkit.kms.audit import parse_checkpoints, verify_chain, verify_checkpoints
 
     with _user_errors():
-        _, store, key = _open_store(config)
+        cfg, store, key = _open_store(config)
         try:
+            marks = None
+            if checkpoints is not None:
+                try:
+                    marks = parse_checkpoints(checkpoints.read_text().splitlines(), key)
+                except OSError as exc:
+                    raise CliUsageError(f"cannot read {checkpoints}: {exc.strerror}") from None
+                except ValueError as exc:
+                    raise CliUsageError(f"{checkpoints}: {exc}") from None
+                if not any(m.kme == cfg.kme_id for m in marks):
+                    raise CliUsageError(f"{checkpoints}: no checkpoint of KME {cfg.kme_id}")
             verdict = verify_chain(store.audit_records(), key, store.audit_head())
+            if verdict.ok and marks is not None:
+                verdict = verify_checkpoints(store.audit_records(), marks, cfg.kme_id)
         finally:
             store.close()
     if as_json:
         emit_json({"ok": verdict.ok, "records": verdict.records,
                    "first_bad_seq": verdict.first_bad_seq, "reason": verdict.reason})
     elif verdict.ok:
-        print(f"audit chain intact: {verdict.records} records")
+        matched = "" if marks is None else f" ({verdict.reason.split(', ', 1)[1]})"
+        print(f"audit chain intact: {verdict.records} records{matched}")
     else:
         sys.stderr.write(f"qnetkit: audit chain BROKEN at record {verdict.first_bad_seq}: "
                          f"{verdict.reason}\n")

@@ -4,8 +4,11 @@ Model. Record ``n`` carries ``prev_hash`` (the hash of record ``n-1``; 64 zeros 
 and ``hash = HMAC-SHA256(audit_key, prev_hash || canonical JSON of its fields)``. The store
 keeps the last (seq, hash) in a head row updated in the same transaction as the append, so
 removing records at the end is detected too. The HMAC key derives from the KEK: someone with
-write access to the database but not the KEK cannot forge a consistent chain. (Someone who
-deletes the tail *and* rewinds the head row is caught only by an exported copy.)
+write access to the database but not the KEK cannot forge a consistent chain. Someone who
+deletes the tail *and* rewinds the head row is caught by checkpoints: the KME appends
+``{kme, seq, hash, time_s, mac}`` lines, ``mac = HMAC-SHA256(checkpoint_key, canonical JSON)``,
+to a file outside the database (``audit_checkpoint_file``); a chain shorter than a checkpoint,
+or differing from it, fails :func:`verify_checkpoints`.
 """
 
 from __future__ import annotations
@@ -186,3 +189,83 @@ def export_rfc5424(
         out.write(format_rfc5424(rec, hostname, app_name) + "\n")
         n += 1
     return n
+
+
+# -- checkpoints outside the database --------------------------------------------------------
+CHECKPOINT_INFO = b"qnetkit kms audit checkpoint v1"
+
+
+def checkpoint_key(audit_key: bytes) -> bytes:
+    """A key of its own for checkpoints (domain separation from record hashes)."""
+    return hmac.new(audit_key, CHECKPOINT_INFO, sha256).digest()
+
+
+def _checkpoint_mac(audit_key: bytes, body: dict[str, object]) -> str:
+    return hmac.new(checkpoint_key(audit_key), canonical_json(body).encode(), sha256).hexdigest()
+
+
+def checkpoint_line(audit_key: bytes, kme: str, seq: int, hash_hex: str, time_s: float) -> str:
+    """One signed checkpoint of the audit head, as a JSON line (no newline)."""
+    body: dict[str, object] = {"kme": kme, "seq": seq, "hash": hash_hex, "time_s": time_s}
+    return canonical_json({**body, "mac": _checkpoint_mac(audit_key, body)})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    kme: str
+    seq: int
+    hash: str
+    time_s: float
+
+
+def parse_checkpoints(lines: Iterable[str], audit_key: bytes) -> list[Checkpoint]:
+    """Checkpoint lines, each MAC checked; ValueError names the first bad line."""
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            c = Checkpoint(str(d["kme"]), int(d["seq"]), str(d["hash"]), float(d["time_s"]))
+            mac = str(d["mac"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"checkpoint line {n} is not a checkpoint") from None
+        body: dict[str, object] = {"kme": c.kme, "seq": c.seq, "hash": c.hash,
+                                   "time_s": c.time_s}
+        if not hmac.compare_digest(mac, _checkpoint_mac(audit_key, body)):
+            raise ValueError(f"checkpoint line {n} is not authentic (MAC mismatch)")
+        out.append(c)
+    return out
+
+
+def verify_checkpoints(records: Iterable[AuditRecord], checkpoints: Sequence[Checkpoint],
+                       kme: str) -> ChainVerdict:
+    """Every checkpoint of ``kme`` must name a record of the chain with the same hash.
+
+    Run after :func:`verify_chain`, which checks the chain itself and its head row.
+    """
+    want: dict[int, Checkpoint] = {}
+    for c in checkpoints:
+        if c.kme != kme:
+            continue
+        if c.seq in want and want[c.seq].hash != c.hash:
+            return ChainVerdict(False, 0, c.seq, f"two checkpoints disagree on record {c.seq}")
+        want[c.seq] = c
+    last = 0
+    count = 0
+    for rec in records:
+        last = rec.seq
+        count += 1
+        seen = want.pop(rec.seq) if rec.seq in want else None
+        if seen is not None and not hmac.compare_digest(seen.hash, rec.hash):
+            return ChainVerdict(False, count, rec.seq,
+                                f"record {rec.seq} differs from its checkpoint of "
+                                f"{rfc3339_utc(seen.time_s)}")
+    if want:
+        c = max(want.values(), key=lambda c: c.seq)
+        return ChainVerdict(False, count, last + 1,
+                            f"records {last + 1}..{c.seq} are missing: the checkpoint of "
+                            f"{rfc3339_utc(c.time_s)} saw record {c.seq}, the chain ends "
+                            f"at {last}")
+    n = sum(1 for c in checkpoints if c.kme == kme)
+    return ChainVerdict(True, count, None, f"{count} records verified, {n} checkpoints match")

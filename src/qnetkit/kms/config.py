@@ -97,6 +97,14 @@ class LimitsConfig(_Strict):
     max_key_per_request: int = Field(default=128, ge=1)
     max_key_count: int = Field(default=10_000_000, ge=1)
     max_sae_id_count: int = Field(default=4, ge=0)
+    # Transport limits (not in the Status object). Per-SAE token bucket: ``sae_rate_per_s``
+    # requests refill per second, up to ``sae_burst`` at once (429 + Retry-After beyond).
+    sae_rate_per_s: float = Field(default=200.0, gt=0)
+    sae_burst: int = Field(default=400, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)  # ETSI 014 routes
+    max_peer_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # /kme/v1 (ingest)
+    max_header_bytes: int = Field(default=8 * 1024, ge=1024)  # request line + headers
+    header_timeout_s: float = Field(default=10.0, gt=0)  # TLS handshake + request head
 
 
 class KemConfig(_Strict):
@@ -121,6 +129,21 @@ class KmeConfig(_Strict):
     default_on_empty: Literal["refuse", "fallback-pqc"] = "refuse"
     kem: KemConfig | None = None
     workers: int = Field(default=1, ge=1, le=64)
+    # Simulated key material (demo and dev modes) is refused at ingest and never served
+    # unless this is set: such keys must never protect real data by accident.
+    allow_simulated_keys: bool = False
+    # Delivery semantics of dec_keys: the same authenticated slave SAE may fetch a key again
+    # for this long after its first retrieval (a response lost to a crash); 0 = erase at once.
+    refetch_window_s: float = Field(default=60.0, ge=0)
+    # Looking up keys at the master's KME (dec_keys before the sync arrived): one request
+    # for all missing IDs, at most this many, with this timeout; unreachable -> 503.
+    peer_lookup_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    peer_lookup_max_ids: int = Field(default=128, ge=1, le=10_000)
+    docs: bool = False  # serve /docs and /redoc (off: less surface on a key server)
+    # HMAC-signed audit-head checkpoints appended here (outside the database), every
+    # audit_checkpoint_interval_s; `kms audit verify --checkpoints` detects a rewound tail.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
     _v = field_validator("kme_id")(classmethod(lambda cls, v: _check_id(v)))
 
@@ -195,7 +218,8 @@ def _resolve(cfg: KmeConfig, base: Path) -> KmeConfig:
     if cfg.kem is not None:
         kem = KemConfig(private_key=r(cfg.kem.private_key))  # type: ignore[arg-type]
     return cfg.model_copy(
-        update={"tls": tls, "kek": kek, "store": StoreConfig(url=url), "kem": kem})
+        update={"tls": tls, "kek": kek, "store": StoreConfig(url=url), "kem": kem,
+                "audit_checkpoint_file": r(cfg.audit_checkpoint_file)})
 
 
 def parse_config(data: object, base_dir: Path) -> KmeConfig:

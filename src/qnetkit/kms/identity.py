@@ -1,7 +1,7 @@
 """Who is calling: the subject CN of the TLS client certificate, mapped to a role.
 
 uvicorn does not put the peer certificate into the ASGI scope, so the HTTP protocol
-classes below copy it (CN and SHA-256 fingerprint) into the per-connection app state
+(transport.py) copies it (CN and SHA-256 fingerprint) into the per-connection app state
 when the TLS connection is made; FastAPI handlers read it from ``request.state``.
 """
 
@@ -12,14 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 from qnetkit.kms.config import KmeConfig
-
-try:  # httptools is faster; uvicorn[standard] brings it
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Fast
-except ImportError:  # pragma: no cover
-    _Fast = H11Protocol  # type: ignore[misc,assignment]
 
 
 @dataclass(frozen=True)
@@ -43,21 +36,12 @@ def caller_from_transport(transport: asyncio.BaseTransport) -> Caller:
     return Caller(cn, fp)
 
 
-def _tag(self: Any, transport: asyncio.BaseTransport) -> None:
+def tag_caller(protocol: Any, transport: asyncio.BaseTransport) -> Caller:
+    """Put the peer certificate's identity into the connection's app state."""
+    caller = caller_from_transport(transport)
     # app_state is copied into every request scope of this connection.
-    self.app_state = {**self.app_state, "caller": caller_from_transport(transport)}
-
-
-class CallerH11Protocol(H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        _tag(self, transport)
-
-
-class CallerHttpToolsProtocol(_Fast):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        _tag(self, transport)
+    protocol.app_state = {**protocol.app_state, "caller": caller}
+    return caller
 
 
 @dataclass(frozen=True)
@@ -83,3 +67,17 @@ def roles_of(cfg: KmeConfig, caller: Caller) -> list[Role]:
     if caller.cn in cfg.ingest_cns or caller.cn == cfg.kme_id:
         roles.append(Role("ingest", caller.cn))
     return roles
+
+
+def refusal_reason(cfg: KmeConfig, caller: Caller, kind: str) -> str:
+    """Why ``caller`` may not act as ``kind``, in words for the log and the audit record."""
+    if caller.cn is None:
+        return "no client certificate identity"
+    pinned = [s for s in cfg.saes if (s.cn or s.id) == caller.cn and s.fingerprint_sha256]
+    if pinned and not any(r.kind == "sae" for r in roles_of(cfg, caller)):
+        # The CN of a configured SAE on a certificate that is not the pinned one.
+        return "certificate fingerprint does not match the pinned SAE (impersonation?)"
+    roles = roles_of(cfg, caller)
+    if not roles:
+        return "certificate CN is not mapped to any SAE or KME"
+    return f"certificate is a {'/'.join(sorted({r.kind for r in roles}))}, not a {kind}"

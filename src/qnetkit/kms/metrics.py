@@ -32,6 +32,17 @@ class Metrics:
                                 ["endpoint", "status"], registry=r)
         self.units_ingested = Counter("qnetkit_kms_units_ingested", "Key units ingested",
                                       registry=r)
+        # Key confirmation of ingested blocks (kms/blocks.py). Any increase of the quarantine
+        # counter is an alarm: the two ends of a link hold different bytes under one block ID.
+        self.blocks_confirmed = Counter("qnetkit_kms_blocks_confirmed",
+                                        "Blocks both KMEs confirmed holding the same bytes",
+                                        registry=r)
+        self.blocks_quarantined = Counter("qnetkit_kms_blocks_quarantined",
+                                          "ALARM: blocks quarantined for a confirmation "
+                                          "mismatch (never served)", registry=r)
+        self.refusals = Counter("qnetkit_kms_refusals",
+                                "Requests and connections refused, by reason (a fixed set)",
+                                ["reason"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,9 +7,20 @@ OpenAPI document generated from them describes the wire format exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+
+
+def _decimal(value: object) -> object:
+    # Query strings: only plain decimal digits are integers ("256.0", "+1", "1e3", "true" are
+    # not, though pydantic's lax mode would take some of them).
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise ValueError("must be a decimal integer")
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(_decimal)]
 
 
 class _Model(BaseModel):
@@ -37,8 +48,9 @@ class Status(_Model):
 class KeyRequest(_Model):
     """Key request data format (clause 6.2), the body of POST enc_keys."""
 
-    number: int | None = Field(None, description="Number of keys requested, default 1")
-    size: int | None = Field(None, description="Size of each key in bits, default key_size")
+    # Strict: JSON true, "1" and 1.0 are not numbers of keys.
+    number: StrictInt | None = Field(None, description="Number of keys requested, default 1")
+    size: StrictInt | None = Field(None, description="Size of each key in bits, default key_size")
     additional_slave_SAE_IDs: list[str] | None = None
     extension_mandatory: list[dict[str, Any]] | None = None
     extension_optional: list[dict[str, Any]] | None = None

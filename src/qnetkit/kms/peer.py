@@ -1,4 +1,5 @@
-"""KME-to-KME messages over mutual TLS: key assignments, look-ups, relay and PQC keys."""
+"""KME-to-KME messages over mutual TLS: key assignments, look-ups, block confirmation, relay
+and PQC keys."""
 
 from __future__ import annotations
 
@@ -58,17 +59,24 @@ class PeerClient:
     """Keep-alive mTLS client toward one peer KME."""
 
     def __init__(self, peer_id: str, url: str, *, cert: str, key: str, ca: str,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, lookup_timeout_s: float = 2.0) -> None:
         self.peer_id = peer_id
         ctx = client_ssl_context(cert, key, ca)
         self._http = httpx.Client(base_url=url.rstrip("/"), verify=ctx, timeout=timeout_s)
+        # Calls an SAE request waits on (look-ups, confirmation) get a short timeout, so a
+        # hung peer makes the SAE wait a bounded time for a 503, not for a TCP timeout.
+        self._short = httpx.Timeout(lookup_timeout_s)
 
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+              short: bool = False) -> Any:
         try:
-            r = self._http.request(method, path, json=body)
+            if short:
+                r = self._http.request(method, path, json=body, timeout=self._short)
+            else:
+                r = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
             name = exc.__class__.__name__
             raise PeerError(f"peer KME {self.peer_id} unreachable: {name}") from None
@@ -87,9 +95,23 @@ class PeerClient:
                          {"assignments": [assignment_to_json(a) for a in assignments]})
         return [str(k) for k in (out or {}).get("acknowledged", [])]
 
-    def lookup(self, key_id: str) -> dict[str, Any] | None:
-        res = self._call("GET", f"/kme/v1/assignments/{key_id}")
-        return None if res is None else dict(res)
+    def lookup_many(self, key_ids: list[str]) -> list[dict[str, Any]]:
+        """Assignments (as JSON) of those ``key_ids`` the peer delivered toward us: one request."""
+        res = self._call("POST", "/kme/v1/assignments/lookup", {"key_IDs": key_ids}, short=True)
+        items = (res or {}).get("assignments", [])
+        if not isinstance(items, list):
+            raise PeerError(f"malformed look-up answer from {self.peer_id}")
+        return [dict(d) for d in items if isinstance(d, dict)]
+
+    def confirm_blocks(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send our confirmation tags; the peer answers per block: confirmed (with its tag),
+        mismatch or unknown."""
+        # The normal timeout: confirming moves a whole block into the pool at the peer.
+        res = self._call("POST", "/kme/v1/blocks/confirm", {"blocks": items})
+        out = (res or {}).get("results", [])
+        if not isinstance(out, list):
+            raise PeerError(f"malformed confirmation answer from {self.peer_id}")
+        return [dict(d) for d in out if isinstance(d, dict)]
 
     def relay(self, message: dict[str, Any]) -> None:
         self._call("POST", "/kme/v1/relay", message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 
@@ -9,7 +10,7 @@ import uvicorn
 
 from qnetkit.kms.config import KmeConfig
 from qnetkit.kms.errors import KmsError
-from qnetkit.kms.server import build_service, create_app, uvicorn_kwargs
+from qnetkit.kms.server import build_service, create_app, uvicorn_config
 from qnetkit.kms.service import KmeService
 
 
@@ -20,9 +21,15 @@ class KmeThread:
         self.cfg = cfg
         self.service: KmeService = build_service(cfg)
         app = create_app(self.service, run_background=run_background)
-        self._server = uvicorn.Server(uvicorn.Config(app, **uvicorn_kwargs(cfg)))
+        self._server = uvicorn.Server(uvicorn_config(cfg, app))
         self._thread = threading.Thread(target=self._server.run, name=f"kme-{cfg.kme_id}",
                                         daemon=True)
+
+    @property
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context the running server hands to every connection."""
+        ctx: ssl.SSLContext | None = getattr(self._server.config, "kme_ssl", None)
+        return ctx
 
     @property
     def url(self) -> str:
@@ -40,10 +47,12 @@ class KmeThread:
             time.sleep(0.02)
         return self
 
-    def stop(self, grace_s: float = 1.0) -> None:
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stop like SIGTERM does: finish requests in flight (uvicorn cancels them after
+        timeout_graceful_shutdown), run the app's shutdown, return when the thread is done."""
         self._server.should_exit = True
         self._thread.join(timeout=grace_s)
-        if self._thread.is_alive():  # idle keep-alive clients would hold shutdown up
+        if self._thread.is_alive():  # pragma: no cover - only if shutdown itself hangs
             self._server.force_exit = True
             self._thread.join(timeout=15)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import ssl
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,16 +23,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qnetkit.kms import hybrid
 from qnetkit.kms.atrest import load_kek
-from qnetkit.kms.blocks import split_block
+from qnetkit.kms.blocks import block_identity
 from qnetkit.kms.config import KmeConfig, load_config
 from qnetkit.kms.errors import KmsError, SyncConflict
-from qnetkit.kms.identity import Caller, CallerHttpToolsProtocol, roles_of
+from qnetkit.kms.guard import Guard, GuardMiddleware
+from qnetkit.kms.identity import Caller, refusal_reason, roles_of
 from qnetkit.kms.metrics import Metrics
-from qnetkit.kms.models import Error, KeyContainer, KeyIds, KeyRequest, Status
+from qnetkit.kms.models import Error, KeyContainer, KeyIds, KeyRequest, QueryInt, Status
 from qnetkit.kms.peer import PeerError, b64, unb64
 from qnetkit.kms.service import ApiError, KmeService, NeedsThread, bad_request
 from qnetkit.kms.store import open_store
 from qnetkit.kms.store.base import DeliveredKey
+from qnetkit.kms.transport import GUARD_STATE, KmeUvicornConfig, TransportPolicy
 
 log = logging.getLogger("qnetkit.kms")
 
@@ -68,9 +68,10 @@ def _error(status: int, message: str, details: list[dict[str, Any]] | None = Non
 
 def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
     cfg = service.cfg
+    guard = Guard(cfg, service.store, service.metrics)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         import anyio.to_thread
 
         # Store transactions are short and serialised per store; a few threads keep the
@@ -79,10 +80,12 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
         service.connect_peers()
         if run_background:
             service.start_background()
+        guard.start()
         log.info("KME %s ready", cfg.kme_id)
         try:
-            yield
+            yield {GUARD_STATE: guard}  # the transport layer reports its refusals to it
         finally:
+            guard.close()
             service.close()
 
     app = FastAPI(
@@ -91,6 +94,8 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
         description="Key delivery to SAEs over mutual TLS. The SAE identity is the subject CN "
         "of the client certificate.",
         lifespan=lifespan,
+        docs_url="/docs" if cfg.docs else None,
+        redoc_url="/redoc" if cfg.docs else None,
     )
 
     # With SQLite a key transaction takes well under a millisecond and writes are serialised
@@ -112,14 +117,25 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
         return c if isinstance(c, Caller) else Caller(None, None)
 
     def require(request: Request, kind: str) -> str:
-        for role in roles_of(cfg, caller_of(request)):
+        caller = caller_of(request)
+        for role in roles_of(cfg, caller):
             if role.kind == kind:
                 return role.id
+        refuse(request, caller, kind)
         raise ApiError(401, "the client certificate is not authorised for this request")
+
+    def refuse(request: Request, caller: Caller, kind: str) -> None:
+        client = request.client
+        guard.refusals.refuse("unauthorised", refusal_reason(cfg, caller, kind), caller=caller,
+                              peer=f"{client.host}:{client.port}" if client else None,
+                              path=request.url.path, status=401)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.details)
+        resp = _error(exc.status, exc.message, exc.details)
+        if exc.retry_after_s is not None:
+            resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -141,6 +157,7 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
         log.error("unexpected %s in request handling", exc.__class__.__name__)
         return _error(503, "internal error of the KME")
 
+    app.add_middleware(GuardMiddleware, guard=guard)
     app.add_middleware(_CountRequests, metrics=service.metrics)
 
     # -- ETSI GS QKD 014 ---------------------------------------------------------------------
@@ -155,8 +172,9 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
 
     @app.get(f"{API}/{{slave_SAE_ID}}/enc_keys", response_model=KeyContainer,
              responses=_ERRORS, name="enc_keys")
-    async def get_enc_keys(slave_SAE_ID: str, request: Request, number: int | None = Query(None),
-                           size: int | None = Query(None)) -> JSONResponse:
+    async def get_enc_keys(slave_SAE_ID: str, request: Request,
+                           number: QueryInt | None = Query(None),
+                           size: QueryInt | None = Query(None)) -> JSONResponse:
         sae = require(request, "sae")
         keys = await call(service.enc_keys, sae, slave_SAE_ID, number=number, size=size,
                           additional_slaves=None, extension_mandatory=None)
@@ -207,6 +225,23 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
             raise ApiError(409, str(exc)) from None
         return JSONResponse({"acknowledged": acked})
 
+    @app.post("/kme/v1/assignments/lookup", include_in_schema=False)
+    async def peer_lookup_many(request: Request) -> JSONResponse:
+        peer = require(request, "kme")
+        ids = _json(await _read_json(request)).get("key_IDs")
+        if not isinstance(ids, list) or not all(isinstance(k, str) for k in ids):
+            raise bad_request("key_IDs must be a list of strings")
+        found = await _threaded(service.peer_lookup_many, peer, ids)
+        return JSONResponse({"assignments": found})
+
+    @app.post("/kme/v1/blocks/confirm", include_in_schema=False)
+    async def peer_confirm(request: Request) -> JSONResponse:
+        peer = require(request, "kme")
+        items = _json(await _read_json(request)).get("blocks")
+        if not isinstance(items, list):
+            raise bad_request("blocks must be a list")
+        return JSONResponse({"results": await _threaded(service.peer_confirm, peer, items)})
+
     @app.get("/kme/v1/assignments/{key_id}", include_in_schema=False)
     def peer_lookup(key_id: str, request: Request) -> JSONResponse:
         peer = require(request, "kme")
@@ -250,19 +285,27 @@ def create_app(service: KmeService, *, run_background: bool = True) -> FastAPI:
         body = _json(await _read_json(request))
         try:
             peer = str(body["peer_KME_ID"])
-            block_id = str(body["block_ID"])
             unit_bits = int(body.get("unit_bits", cfg.limits.key_size_bits))
             data = unb64(str(body["key"]))
+            simulated = body.get("simulated", False)
+            if not isinstance(simulated, bool):
+                raise TypeError
+            block_id = block_identity(cfg.kme_id, peer, data, block_id=body.get("block_ID"),
+                                      block_seq=body.get("block_seq"))
         except (KeyError, TypeError, ValueError):
-            raise bad_request("ingest needs peer_KME_ID, block_ID (UUID) and key (base64)") \
-                from None
-        added = await _threaded(ingest_block, service, peer, block_id, data, unit_bits)
-        return JSONResponse({"units_added": added})
+            raise bad_request("ingest needs peer_KME_ID, key (base64), optionally block_ID "
+                              "(UUID) or block_seq (integer >= 0), unit_bits and simulated "
+                              "(boolean)") from None
+        res = await _threaded(functools.partial(service.ingest_block, peer, block_id, data,
+                                                unit_bits, simulated=simulated))
+        return JSONResponse({"block_ID": res.block_id, "units": res.units,
+                             "units_added": res.units_added, "state": res.state})
 
     # -- operations --------------------------------------------------------------------------
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
         if not roles_of(cfg, caller_of(request)):
+            refuse(request, caller_of(request), "sae, kme or ingest")
             raise ApiError(401, "the client certificate is not authorised for this request")
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -305,34 +348,28 @@ async def _threaded(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def ingest_block(service: KmeService, peer: str, block_id: str, data: bytes,
-                 unit_bits: int) -> int:
-    """Cut a block shared with ``peer`` into units and store them."""
-    if service.cfg.peer(peer) is None:
-        raise bad_request("peer_KME_ID is not a configured peer", peer_KME_ID=peer)
-    try:
-        units = split_block(block_id, data, unit_bits=unit_bits,
-                            kme_ids=(service.cfg.kme_id, peer))
-    except ValueError as exc:
-        raise bad_request(f"bad block: {exc}") from None
-    added = service.store.ingest(peer, units, now_s=time.time())
-    service.metrics.units_ingested.inc(added)
-    return added
+                 unit_bits: int, *, simulated: bool = False) -> int:
+    """Cut a block shared with ``peer`` into units, hold them until the peer confirms the
+    same bytes (tried at once if the peer is connected); returns the units added."""
+    return service.ingest_block(peer, block_id, data, unit_bits, simulated=simulated).units_added
 
 
 # -- running under uvicorn -------------------------------------------------------------------
-def uvicorn_kwargs(cfg: KmeConfig) -> dict[str, Any]:
-    return dict(
+def uvicorn_config(cfg: KmeConfig, app: Any, **kw: Any) -> KmeUvicornConfig:
+    """uvicorn settings of a KME. TLS is not uvicorn's: transport.py upgrades every
+    connection with pki.server_ssl_context (TLS 1.3 / TLS 1.2 AEAD-only, strict X.509)."""
+    return KmeUvicornConfig(
+        app,
+        policy=TransportPolicy.of(cfg),
         host=cfg.listen.host,
         port=cfg.listen.port,
-        ssl_certfile=str(cfg.tls.cert),
-        ssl_keyfile=str(cfg.tls.key),
-        ssl_ca_certs=str(cfg.tls.ca),
-        ssl_cert_reqs=ssl.CERT_REQUIRED,
-        http=CallerHttpToolsProtocol,
         log_config=None,
         access_log=False,
+        server_header=False,  # no "server: uvicorn" banner
+        proxy_headers=False,  # nobody sits in front of a KME: the TCP peer is the client
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
+        **kw,
     )
 
 
@@ -346,10 +383,13 @@ def serve(config_path: Path) -> None:
     """Run one KME until SIGINT/SIGTERM (uvicorn handles both and drains connections)."""
     cfg = load_config(config_path)
     if cfg.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
         os.environ["QNETKIT_KMS_CONFIG"] = str(config_path.resolve())
         build_service(cfg).close()  # fail fast (bad KEK, store) before forking workers
-        uvicorn.run("qnetkit.kms.server:app_from_env", factory=True, workers=cfg.workers,
-                    **uvicorn_kwargs(cfg))
+        config = uvicorn_config(cfg, "qnetkit.kms.server:app_from_env", factory=True,
+                                workers=cfg.workers)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     app = create_app(build_service(cfg))
-    uvicorn.Server(uvicorn.Config(app, **uvicorn_kwargs(cfg))).run()
+    uvicorn.Server(uvicorn_config(cfg, app)).run()

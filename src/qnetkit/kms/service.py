@@ -1,10 +1,19 @@
 """The KME's behaviour, independent of HTTP: ETSI 014 semantics, peer sync, relay, fallback.
 
-ETSI GS QKD 014 V1.1.1 clause numbers are cited where they decide a behaviour.
+ETSI GS QKD 014 V1.1.1 clause numbers are cited where they decide a behaviour. Ingest and key
+confirmation of blocks are in :mod:`qnetkit.kms.ingest`, look-ups of assignments at the
+master's KME in :mod:`qnetkit.kms.lookup`.
+
+Delivery semantics of dec_keys (clause 5.4 leaves them open): at-least-once to the same
+authenticated slave SAE within ``refetch_window_s`` of its first retrieval, never to any
+other SAE. A KME that crashes after committing a retrieval but before answering loses
+nothing: the SAE asks again and gets the same bytes. After the window (and once every slave
+has the key) the material is erased; a later request is answered like an unknown key ID.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -16,7 +25,21 @@ from typing import Any
 
 from qnetkit.kms import hybrid
 from qnetkit.kms.config import KmeConfig
-from qnetkit.kms.errors import InsufficientKeys, KeyNotFound, KmsError, NotEntitled, SyncConflict
+from qnetkit.kms.errors import (
+    ApiError as ApiError,
+)
+from qnetkit.kms.errors import (
+    InsufficientKeys,
+    KeyNotFound,
+    KmsError,
+    NotEntitled,
+    SimulatedKeyRefused,
+)
+from qnetkit.kms.errors import bad_request as bad_request
+from qnetkit.kms.faults import fault_point
+from qnetkit.kms.ingest import CONFIRM_EVERY_S, BlockIngest
+from qnetkit.kms.lookup import AssignmentPull, valid_uuid
+from qnetkit.kms.lookup import NeedsThread as NeedsThread
 from qnetkit.kms.metrics import Metrics
 from qnetkit.kms.models import Status
 from qnetkit.kms.peer import (
@@ -31,25 +54,9 @@ from qnetkit.kms.store.base import Assignment, DeliveredKey, KeyStore
 
 log = logging.getLogger("qnetkit.kms")
 SYNC_COALESCE_S = 0.05
-
-
-class ApiError(Exception):
-    """An ETSI 014 error answer: HTTP status plus the Error object (clause 6.5)."""
-
-    def __init__(self, status: int, message: str, details: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details
-
-
-class NeedsThread(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by an inline (event-loop) call that would have to wait on the network; the
-    server then repeats the call on a worker thread. Raised before anything changed."""
-
-
-def bad_request(message: str, **detail: Any) -> ApiError:
-    return ApiError(400, message, [detail] if detail else None)
+# One answer for an unknown key ID and for another pair's key ID (and for an expired or
+# already retrieved one), so that no SAE can learn whether another pair's key ID exists.
+KEY_NOT_FOUND = "key_ID not found, expired or already retrieved"
 
 
 def _relay_sae(kme_id: str) -> str:
@@ -57,16 +64,8 @@ def _relay_sae(kme_id: str) -> str:
     return f"kme:{kme_id}"
 
 
-def valid_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except (ValueError, AttributeError, TypeError):
-        return False
-    return True
-
-
 @dataclass
-class KmeService:
+class KmeService(BlockIngest, AssignmentPull):
     cfg: KmeConfig
     store: KeyStore
     metrics: Metrics
@@ -76,13 +75,16 @@ class KmeService:
     _stop: threading.Event = field(default_factory=threading.Event)
     _sync_thread: threading.Thread | None = None
     _peer_kem: dict[str, bytes] = field(default_factory=dict)
+    _confirm_lock: threading.Lock = field(default_factory=threading.Lock)
+    _last_confirm_s: dict[str, float] = field(default_factory=dict)
 
     # -- set-up -----------------------------------------------------------------------------
     def connect_peers(self) -> None:
         t = self.cfg.tls
         for p in self.cfg.peers:
             self.peers[p.kme_id] = PeerClient(p.kme_id, p.url, cert=str(t.cert), key=str(t.key),
-                                              ca=str(t.ca))
+                                              ca=str(t.ca),
+                                              lookup_timeout_s=self.cfg.peer_lookup_timeout_s)
 
     def start_background(self) -> None:
         self._sync_thread = threading.Thread(target=self._sync_loop, name="kme-sync", daemon=True)
@@ -104,7 +106,7 @@ class KmeService:
         hop = self.cfg.next_hop(target) if target != self.cfg.kme_id else None
         stored = 0
         if hop is not None:
-            pool = self.store.pool_status(hop)
+            pool = self.store.pool_status(hop, allow_simulated=self.cfg.allow_simulated_keys)
             if pool.unit_bits:
                 per_key = -(-lim.key_size_bits // pool.unit_bits)
                 stored = pool.available_units // per_key
@@ -177,16 +179,32 @@ class KmeService:
         if target == self.cfg.kme_id:
             keys = self._local_keys(caller_sae, slaves, n, size_bits, now)
         elif self.cfg.peer(target) is not None:
-            try:
+            def take() -> list[DeliveredKey]:
                 pairs = self.store.reserve(peer_kme=target, master_sae=caller_sae,
                                            slave_saes=slaves, number=n, size_bits=size_bits,
-                                           now_s=now, ttl_s=ttl, keep_material=False)
-                keys = [k for _, k in pairs]
+                                           now_s=now, ttl_s=ttl, keep_material=False,
+                                           allow_simulated=self.cfg.allow_simulated_keys)
                 self._wake.set()
+                return [k for _, k in pairs]
+
+            try:
+                keys = take()
             except InsufficientKeys:
-                if inline and self.cfg.on_empty(caller_sae, slaves[0]) == "fallback-pqc":
-                    raise NeedsThread from None
-                keys = self._on_empty(caller_sae, slaves, target, n, size_bits, now)
+                keys = []
+                # Blocks awaiting confirmation: confirm them now (or wait for the thread that
+                # is doing so) rather than refuse.
+                if self.has_pending_blocks(target):
+                    if inline:
+                        raise NeedsThread from None
+                    self.confirm_blocks(target, min_interval_s=CONFIRM_EVERY_S)
+                # Once more: a block may also have been confirmed meanwhile by the peer's
+                # confirmation request, which this KME answers on another thread.
+                with contextlib.suppress(InsufficientKeys):
+                    keys = take()
+                if not keys:
+                    if inline and self.cfg.on_empty(caller_sae, slaves[0]) == "fallback-pqc":
+                        raise NeedsThread from None
+                    keys = self._on_empty(caller_sae, slaves, target, n, size_bits, now)
         else:
             if inline:
                 raise NeedsThread
@@ -269,7 +287,7 @@ class KmeService:
         ((link, pad),) = self.store.reserve(
             peer_kme=hop, master_sae=_relay_sae(self.cfg.kme_id), slave_saes=[_relay_sae(hop)],
             number=1, size_bits=size_bits, now_s=now, ttl_s=self.cfg.key_ttl_s,
-            keep_material=False)
+            keep_material=False, allow_simulated=self.cfg.allow_simulated_keys)
         self.store.mark_synced([link.key_id])  # travels inside the relay message itself
         ct = bytes(a ^ b for a, b in zip(key.material, pad.material, strict=True))
         self.peers[hop].relay({
@@ -293,55 +311,26 @@ class KmeService:
         if len(set(key_ids)) != len(key_ids):
             raise bad_request("a key_ID is repeated")
         self._pull_missing(master, key_ids, inline=inline)
+        fault_point("dec_keys:before_retrieve")
         try:
-            keys = self.store.retrieve(slave_sae=caller_sae, master_sae=master,
-                                       key_ids=list(key_ids), now_s=time.time())
-        except KeyNotFound as exc:
-            # Clause 5.4 lists no 404: an ID this SAE cannot have is a bad request.
-            raise bad_request("key_ID not found, expired or already retrieved",
-                              reason=str(exc)) from None
-        except NotEntitled:
-            raise ApiError(401, "the calling SAE is not entitled to these keys") from None
+            keys = self.store.retrieve(
+                slave_sae=caller_sae, master_sae=master, key_ids=list(key_ids),
+                now_s=time.time(), refetch_window_s=self.cfg.refetch_window_s,
+                allow_simulated=self.cfg.allow_simulated_keys,
+                before_commit=lambda: fault_point("dec_keys:before_commit"))
+        except (KeyNotFound, NotEntitled) as exc:
+            # Clause 5.4 lists no 404. An unknown ID and another pair's ID get the same answer.
+            reason = "not_entitled" if isinstance(exc, NotEntitled) else "not_found"
+            self._refuse_dec(caller_sae, master, key_ids, reason)
+            raise ApiError(400, KEY_NOT_FOUND) from None
+        except SimulatedKeyRefused:
+            # Only an entitled SAE gets here (entitlement is checked first).
+            self._refuse_dec(caller_sae, master, key_ids, "simulated_key")
+            raise ApiError(400, "simulated key material: this KME does not serve simulated "
+                           "keys (allow_simulated_keys is false)") from None
+        fault_point("dec_keys:after_commit")
         self.metrics.keys_retrieved.inc(len(keys))
         return keys
-
-    def _pull_missing(self, master: str, key_ids: Sequence[str], *, inline: bool) -> None:
-        """Ask the master's KME about key IDs its sync has not brought here yet."""
-        kme = self.cfg.kme_of_sae(master)
-        if kme is None or kme == self.cfg.kme_id or kme not in self.peers:
-            return
-        for key_id in key_ids:
-            if self.store.lookup(key_id) is not None:
-                continue
-            if inline:
-                raise NeedsThread
-            try:
-                found = self.peers[kme].lookup(key_id)
-            except PeerError as exc:
-                log.warning("look-up at peer %s failed: %s", kme, exc)
-                return
-            if found is not None:
-                try:
-                    self.store.assign(assignment_from_json(found, peer_kme=kme),
-                                      now_s=time.time(), ttl_s=self.cfg.key_ttl_s)
-                except SyncConflict as exc:
-                    log.error("peer %s assignment conflicts: %s", kme, exc)
-
-    # -- peer side --------------------------------------------------------------------------
-    def peer_assign(self, peer_kme: str, items: Sequence[dict[str, Any]]) -> list[str]:
-        done = []
-        now = time.time()
-        for d in items:
-            a = assignment_from_json(d, peer_kme=peer_kme)
-            self.store.assign(a, now_s=now, ttl_s=self.cfg.key_ttl_s)
-            done.append(a.key_id)
-        return done
-
-    def peer_lookup(self, peer_kme: str, key_id: str) -> dict[str, Any] | None:
-        a = self.store.lookup(key_id)
-        if a is None or a.peer_kme != peer_kme or a.origin != "qkd":
-            return None
-        return assignment_to_json(a)
 
     def peer_relay(self, from_kme: str, msg: dict[str, Any]) -> None:
         now = time.time()
@@ -431,6 +420,7 @@ class KmeService:
                 break
             try:
                 self.sync_once()
+                self.confirm_blocks(None, min_interval_s=CONFIRM_EVERY_S)
                 if time.time() - last_expire > 5.0:
                     last_expire = time.time()
                     n = self.store.expire(now_s=last_expire)

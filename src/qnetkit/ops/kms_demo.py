@@ -3,7 +3,8 @@
 Alice's and Bob's final keys of a ``qnetkit.qkd`` link run go into the stores of KMEs A and B
 (one each, as the link's two ends would), both KMEs serve ETSI GS QKD 014 over mutual TLS on
 loopback, SAE ``sae-a`` takes keys at A and SAE ``sae-b`` fetches the same key IDs at B.
-The key bits come from the simulation's seeded stream: demonstration keys, not secrets.
+The key bits come from the simulation's seeded stream: demonstration keys, not secrets; they
+are ingested as simulated and both KMEs are configured to allow simulated keys.
 """
 
 from __future__ import annotations
@@ -59,11 +60,13 @@ def deliver_link_keys(directory: Path, alice_key: bytes, bob_key: bytes,
                 "saes": [{"id": f"sae-{kme.lower()}"}],
                 "peers": [{"kme_id": other, "url": f"https://127.0.0.1:{ports[other]}",
                            "saes": [f"sae-{other.lower()}"]}],
+                "allow_simulated_keys": True,  # seeded simulation output, never real data
             }
             path = directory / f"kme-{kme}.yaml"
             path.write_text(yaml.safe_dump(cfg, sort_keys=False))
             kmes[kme] = KmeThread(load_config(path)).start()
-            units = ingest_block(kmes[kme].service, other, block_id, key, UNIT_BITS)
+            units = ingest_block(kmes[kme].service, other, block_id, key, UNIT_BITS,
+                                 simulated=True)
         with Etsi014Client(kmes["A"].url, cert=layout.sae["sae-a"][0],
                            key=layout.sae["sae-a"][1], ca=layout.ca_cert) as a, \
                 Etsi014Client(kmes["B"].url, cert=layout.sae["sae-b"][0],

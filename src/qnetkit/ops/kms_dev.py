@@ -4,7 +4,8 @@ Creates a development PKI, two KMEs ``A`` and ``B`` on loopback and a simulated 
 between them whose secret-key rate comes from the analytic decoy-BB84 engine (Ma et al.
 2005, default device parameters). The link's key bits are drawn from ``os.urandom`` and
 ingested identically into both KMEs through their HTTPS ingest API, first a pre-fill, then
-once per second at the link's rate.
+once per second at the link's rate. They are marked simulated (not QKD output), so both
+KMEs are configured with ``allow_simulated_keys: true``; a production KME refuses them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import base64
 import json
 import os
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ def prepare(directory: Path, port_base: int) -> tuple[PkiLayout, dict[str, Path]
             "saes": [{"id": s} for s, k in SAES.items() if k == kme],
             "peers": [{"kme_id": other, "url": f"https://127.0.0.1:{port_base + 1 - i}",
                        "saes": [s for s, k in SAES.items() if k == other]}],
+            "allow_simulated_keys": True,  # dev mode: the link is simulated
         }
         path = directory / f"kme-{kme}.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -79,7 +80,11 @@ def prepare(directory: Path, port_base: int) -> tuple[PkiLayout, dict[str, Path]
 
 
 class Feeder:
-    """Pushes identical key blocks into both KMEs of the link over their ingest API."""
+    """Pushes identical key blocks into both KMEs of the link over their ingest API.
+
+    Blocks are numbered on the link (``block_seq``), so both ends derive the same block ID;
+    the second ingest confirms the block with the first KME before it is served.
+    """
 
     def __init__(self, layout: PkiLayout, urls: dict[str, str]) -> None:
         self._clients = {}
@@ -88,15 +93,16 @@ class Feeder:
             ctx = client_ssl_context(cert, key, layout.ca_cert)
             self._clients[kme] = httpx.Client(base_url=urls[kme], verify=ctx, timeout=60.0)
         self.bits_fed = 0
+        self._seq = int.from_bytes(os.urandom(6), "big")  # a fresh range per dev run
 
     def feed(self, n_bits: int) -> None:
         remaining = n_bits // 8
         while remaining > 0:
             chunk = min(remaining, INGEST_CHUNK_BYTES)
             data = os.urandom(chunk)  # dev link: real randomness stands in for QKD output
-            block_id = str(uuid.uuid4())
+            self._seq += 1
             for i, kme in enumerate(KMES):
-                body = {"peer_KME_ID": KMES[1 - i], "block_ID": block_id,
+                body = {"peer_KME_ID": KMES[1 - i], "block_seq": self._seq, "simulated": True,
                         "key": base64.b64encode(data).decode()}
                 r = self._clients[kme].post("/kme/v1/ingest", json=body)
                 r.raise_for_status()

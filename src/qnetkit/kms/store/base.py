@@ -6,16 +6,22 @@ key ID that both KMEs of a link share because both ingest the same blocks). A un
 the same unit. A delivered *key* is made of one or more units of one link (concatenated, then
 truncated to the requested size); its key_ID is the ID of its first unit.
 
-Life cycle of a unit: available -> used (part of a key) -> erased.
+Units arrive in *blocks*. A block is ingested as ``pending``: its units are held apart and
+cannot be served until the two KMEs have confirmed that they hold the same bytes (key
+confirmation, :mod:`qnetkit.kms.blocks`); then it is ``confirmed`` and its units join the
+pool, or ``quarantined`` (its material erased, never served).
+
+Life cycle of a unit: (pending) -> available -> used (part of a key) -> erased.
 Life cycle of a key:  delivered (to the master SAE at the master's KME, or assigned by the
-peer KME at the slave's KME) -> retrieved (by every slave SAE) -> erased; or -> expired/erased
-after its TTL. Every state change appends a record to the hash-chained audit log in the same
-transaction, so the audit trail and the key state can never disagree.
+peer KME at the slave's KME) -> retrieved (by every slave SAE; kept for the re-fetch window)
+-> erased; or -> expired after its TTL. Every state change appends a record to the
+hash-chained audit log in the same transaction, so the audit trail and the key state can
+never disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +33,27 @@ class KeyUnit:
     unit_id: str  # UUID string
     material: bytes = field(repr=False)
     owner_kme: str  # the KME that may deliver this unit to a master SAE
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """A block of shared key material (no material): its identity, size, confirmation tags.
+
+    ``confirm_tag`` is this KME's key-confirmation tag, ``peer_tag`` the one expected from
+    the peer (hex); both are computed from the block at ingest (:mod:`qnetkit.kms.blocks`).
+    ``simulated`` marks material from a simulation, not from a QKD link.
+    """
+
+    block_id: str
+    peer_kme: str
+    length_bytes: int
+    unit_bits: int
+    units: int
+    confirm_tag: str
+    peer_tag: str
+    simulated: bool = False
+    state: str = "pending"  # pending | confirmed | quarantined
+    created_at_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,9 @@ class AuditRecord:
 
     seq: int
     time_s: float
-    action: str  # ingest | deliver | assign | retrieve | erase | expire | relay | fallback-pqc
+    # ingest | ingest-block | confirm | quarantine | deliver | assign | retrieve | refetch |
+    # erase | expire | relay | fallback-pqc | refuse
+    action: str
     kme: str
     key_ids: tuple[str, ...]
     master_sae: str | None
@@ -86,13 +115,35 @@ class KeyStore(Protocol):
 
     def close(self) -> None: ...
 
-    def ingest(self, peer_kme: str, units: Sequence[KeyUnit], *, now_s: float) -> int:
-        """Add units shared with ``peer_kme``; units already present are skipped.
+    def ingest(self, peer_kme: str, units: Sequence[KeyUnit], *, now_s: float,
+               simulated: bool = False) -> int:
+        """Add *confirmed* units shared with ``peer_kme`` straight to the pool.
 
-        Returns the number of units added. One audit record ("ingest") per call.
+        Units already present are skipped. Returns the number of units added. One audit
+        record ("ingest") per call. A KME never calls this with fresh material: it uses
+        :meth:`ingest_block`, whose units join the pool only at :meth:`confirm_block`.
         """
 
-    def pool_status(self, peer_kme: str) -> PoolStatus:
+    def ingest_block(self, block: BlockInfo, units: Sequence[KeyUnit], *, data: bytes,
+                     now_s: float) -> int:
+        """Hold a block's units as pending until the peer confirms the same bytes.
+
+        Returns the number of units added (0 for a repeat of the same bytes). Raises
+        BlockConflict for other bytes under an existing block ID, or a quarantined block.
+        """
+
+    def get_block(self, block_id: str) -> BlockInfo | None: ...
+
+    def pending_blocks(self, peer_kme: str | None = None, limit: int = 100) -> list[BlockInfo]:
+        """Blocks awaiting key confirmation, oldest first."""
+
+    def confirm_block(self, block_id: str, *, now_s: float) -> int:
+        """Move a pending block's units into the pool (idempotent); returns units moved."""
+
+    def quarantine_block(self, block_id: str, *, reason: str, now_s: float) -> bool:
+        """Never serve this block: erase its pending units; False if it was confirmed."""
+
+    def pool_status(self, peer_kme: str, *, allow_simulated: bool = False) -> PoolStatus:
         """Units available for this KME to deliver as master toward ``peer_kme``."""
 
     def reserve(
@@ -106,6 +157,7 @@ class KeyStore(Protocol):
         now_s: float,
         ttl_s: float,
         keep_material: bool,
+        allow_simulated: bool = False,
     ) -> list[tuple[Assignment, DeliveredKey]]:
         """Atomically take ``number`` keys of ``size_bits`` from units owned by this KME.
 
@@ -114,7 +166,8 @@ class KeyStore(Protocol):
         Keys are recorded as delivered to ``master_sae`` and marked "unsynced" for the
         peer. ``keep_material`` is True when a slave SAE is served by this same KME (so
         dec_keys here needs the bytes); otherwise the material is erased here at once.
-        Never returns a unit twice, even with many processes sharing one database.
+        Never returns a unit twice, even with many processes sharing one database. Units of
+        simulated blocks are taken only with ``allow_simulated``.
         """
 
     def assign(self, assignment: Assignment, *, now_s: float, ttl_s: float) -> None:
@@ -131,17 +184,26 @@ class KeyStore(Protocol):
         """Store a key that is not made of QKD units (fallback-PQC, relayed keys)."""
 
     def retrieve(
-        self, *, slave_sae: str, master_sae: str, key_ids: Sequence[str], now_s: float
+        self, *, slave_sae: str, master_sae: str, key_ids: Sequence[str], now_s: float,
+        refetch_window_s: float = 0.0, allow_simulated: bool = False,
+        before_commit: Callable[[], None] | None = None,
     ) -> list[DeliveredKey]:
         """Hand keys to a slave SAE, all or nothing.
 
-        KeyNotFound if an ID is unknown, expired, erased or already retrieved by this SAE;
-        NotEntitled if ``slave_sae`` is not among the key's slaves or ``master_sae`` is not
-        its master. When every slave has retrieved a key its material is erased.
+        KeyNotFound if an ID is unknown, expired, erased, or was retrieved by this SAE more
+        than ``refetch_window_s`` ago (within the window the same SAE gets the same bytes
+        again); NotEntitled if ``slave_sae`` is not among the key's slaves or ``master_sae``
+        is not its master; SimulatedKeyRefused for a simulated key without
+        ``allow_simulated``. ``before_commit`` runs inside the transaction, last. When
+        every slave has retrieved a key its material is erased once the re-fetch window has
+        passed (at once if it is 0).
         """
 
     def lookup(self, key_id: str) -> Assignment | None:
         """The assignment of a key this KME delivered or was told about (no material)."""
+
+    def lookup_many(self, key_ids: Sequence[str]) -> dict[str, Assignment]:
+        """Assignments of the given key IDs that are known here (one query)."""
 
     def unsynced(self, limit: int = 500) -> list[Assignment]:
         """Keys delivered here as master that the peer KME has not acknowledged yet."""

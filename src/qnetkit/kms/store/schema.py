@@ -7,9 +7,12 @@ Tables
   units  key material as ingested: available -> used (its material moved into a key, so
          ``sealed`` is NULL) -> erased (its key was erased or expired). ``seq`` orders the
          pool oldest first.
-  keys   delivered keys: delivered -> retrieved (by some slaves) -> erased (all slaves) or
-         expired; ``sealed`` is NULL once the material is gone.
+  keys   delivered keys: delivered -> retrieved (by some or all slaves; kept for the re-fetch
+         window) -> erased, or expired; ``sealed`` is NULL once the material is gone.
   audit  the hash-chained audit log.
+  blocks (v2) ingested blocks: pending -> confirmed (units moved into ``units``) or
+         quarantined; a keyed digest of the bytes and the two key-confirmation tags.
+  pending_units (v2) sealed units of pending blocks, never served from here.
 
 JSON lists and dicts are stored as canonical JSON *text* on both back ends (not jsonb, which
 would renormalise them) so a record reads back exactly as it was hashed.
@@ -30,6 +33,7 @@ class Dialect:
     double: str
     blob: str
     boolean: str
+    false: str  # the literal of a false boolean (column defaults)
 
 
 SQLITE = Dialect(
@@ -39,6 +43,7 @@ SQLITE = Dialect(
     double="REAL",
     blob="BLOB",
     boolean="INTEGER",
+    false="0",
 )
 POSTGRES = Dialect(
     name="postgresql",
@@ -47,6 +52,7 @@ POSTGRES = Dialect(
     double="DOUBLE PRECISION",
     blob="BYTEA",
     boolean="BOOLEAN",
+    false="FALSE",
 )
 
 # The meta table is created before any migration runs: it holds the schema version.
@@ -121,6 +127,41 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # v2: block identity and key confirmation, simulated material, the re-fetch window.
+        """
+        CREATE TABLE blocks (
+            block_id TEXT PRIMARY KEY,
+            peer_kme TEXT NOT NULL,
+            length_bytes {bigint} NOT NULL,
+            unit_bits INTEGER NOT NULL,
+            units INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            confirm_tag TEXT NOT NULL,
+            peer_tag TEXT NOT NULL,
+            simulated {boolean} NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'quarantined')),
+            created_at_s {double} NOT NULL,
+            decided_at_s {double}
+        )
+        """,
+        "CREATE INDEX blocks_state ON blocks (state, peer_kme, created_at_s)",
+        """
+        CREATE TABLE pending_units (
+            unit_id TEXT PRIMARY KEY,
+            block_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            owner_kme TEXT NOT NULL,
+            sealed {blob} NOT NULL
+        )
+        """,
+        "CREATE INDEX pending_units_block ON pending_units (block_id, idx)",
+        "ALTER TABLE units ADD COLUMN block_id TEXT",
+        "ALTER TABLE units ADD COLUMN simulated {boolean} NOT NULL DEFAULT {false}",
+        "ALTER TABLE keys ADD COLUMN simulated {boolean} NOT NULL DEFAULT {false}",
+        # JSON {slave SAE: first retrieval time}; '{{}}' is '{}' after str.format.
+        "ALTER TABLE keys ADD COLUMN retrieved_at TEXT NOT NULL DEFAULT '{{}}'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -134,4 +175,5 @@ def render(sql: str, dialect: Dialect) -> str:
         double=dialect.double,
         blob=dialect.blob,
         boolean=dialect.boolean,
+        false=dialect.false,
     )
