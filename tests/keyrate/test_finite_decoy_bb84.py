@@ -4,11 +4,16 @@ The paper gives its Fig. 1 results as a log plot plus two numbers in the text (S
 Sec. IV): n_X = 1e4 still reaches 135 km, and at 100 km the n_X = 1e9 rate is about 1.75
 times the n_X = 1e7 rate. Those are the quantitative checks; the rest of Fig. 1 is used only
 for its ordering, as values read off a log plot would not be tighter than the model choices.
+
+Every comparison runs at the paper's own security parameters, Sec. IV: "we set eps_sec to be
+proportional to the secret key length, that is, eps_sec = kappa * ell", with kappa = 1e-15 and
+eps_cor = 1e-15 (paper text, read here from a transcription of the published article; the same
+values are in the ``lim2014`` preset). A fixed eps_sec is an option of this library, never used
+for a comparison with the paper.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from itertools import pairwise
 
@@ -64,28 +69,40 @@ def test_lim2014_preset_is_section_iv_of_the_paper() -> None:
 
 def test_block_of_1e4_reaches_about_135_km(fig1_reaches: dict[float, float]) -> None:
     # Lim et al. 2014, Sec. I and Sec. IV (Fig. 1): "even if we use a block size of 10^4,
-    # cryptographic keys can still be distributed over a fiber length of 135 km".
-    # This model gives 130.9 km with eps_sec = kappa * ell (kappa = 1e-15) solved
-    # self-consistently; a fixed eps_sec = 1e-10 would give 135.4 km. Tolerance: 5 km.
+    # cryptographic keys can still be distributed over a fiber length of 135 km", at the
+    # paper's eps_sec = kappa * ell, kappa = 1e-15 (solved self-consistently here). Measured:
+    # 130.9 km, 4.1 km short of the paper's figure; tolerance 5 km (the paper's figure is a
+    # round number for a curve on a log plot).
     assert fig1_reaches[1e4] == pytest.approx(135.0, abs=5.0)
+    assert fig1_reaches[1e4] == pytest.approx(130.9, abs=0.3)  # regression
 
 
-def test_fixed_eps_sec_overrides_kappa_and_lands_on_135_km() -> None:
-    # Same paper statement as above, with a fixed eps_sec = 1e-10 (the value the paper's
-    # composable bound is usually quoted with): the reach moves to ~135.4 km.
-    reach = _reach(replace(LIM, n_x=1e4, eps_sec=1e-10), tol_km=0.2)
-    assert reach == pytest.approx(135.0, abs=1.5)
+def test_fixed_eps_sec_option_overrides_kappa() -> None:
+    # Library option, not a paper comparison (the paper uses eps_sec = kappa * ell): a fixed
+    # eps_sec replaces kappa * ell everywhere. 1e-10 is far looser than kappa * ell (~1e-12 at
+    # n_X = 1e4), so the reach grows (135.4 km, regression).
+    fixed = replace(LIM, n_x=1e4, eps_sec=1e-10)
+    reach = _reach(fixed, tol_km=0.2)
     assert reach > _reach(replace(LIM, n_x=1e4), tol_km=0.2)
+    assert reach == pytest.approx(135.4, abs=0.3)
+    curve = finite_decoy_bb84_key_rate(fixed, [50.0])
+    assert curve.extra["eps_sec"][0] == 1e-10
+    # With kappa, eps_sec is kappa times the key length actually extracted (up to the fixed
+    # point's convergence).
+    own = finite_decoy_bb84_key_rate(replace(LIM, n_x=1e4), [50.0])
+    ell = own.key_rate_per_pulse[0] * own.extra["n_pulses"][0]
+    assert own.extra["eps_sec"][0] == pytest.approx(1e-15 * ell, rel=1e-3)
 
 
 def test_rate_ratio_of_1e9_to_1e7_blocks_at_100_km_is_1_75() -> None:
     # Lim et al. 2014, Sec. IV (Fig. 1): "at a fiber length of 100 km, the secret key rate
-    # obtained with n_X = 10^9 is about 1.75 times the one based on n_X = 10^7" (model: 1.79).
+    # obtained with n_X = 10^9 is about 1.75 times the one based on n_X = 10^7", at the paper's
+    # kappa = 1e-15. Measured: 1.79 (2 % above); tolerance 3 %.
     rates = [
         finite_decoy_bb84_key_rate(replace(LIM, n_x=n), [100.0]).key_rate_per_pulse[0]
         for n in (1e7, 1e9)
     ]
-    assert rates[1] / rates[0] == pytest.approx(1.75, rel=0.05)
+    assert rates[1] / rates[0] == pytest.approx(1.75, rel=0.03)
 
 
 def test_fig1_curves_are_ordered_and_saturate(fig1_reaches: dict[float, float]) -> None:
@@ -136,12 +153,9 @@ def test_larger_blocks_never_give_a_lower_rate() -> None:
         assert np.all(large >= small * (1.0 - 1e-9))
 
 
-def test_sweep_is_fast_monotone_and_zero_beyond_reach() -> None:
-    lengths = np.linspace(0.0, 200.0, 100)
-    start = time.perf_counter()
+def test_sweep_is_monotone_and_zero_beyond_reach() -> None:
+    lengths = np.linspace(0.0, 200.0, 100)  # its run time: benchmarks/timings.py
     curve = finite_decoy_bb84_key_rate(LIM, lengths)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 5.0
     rate = curve.key_rate_per_pulse
     assert rate.shape == lengths.shape
     assert np.all(np.diff(rate) <= 0.0)

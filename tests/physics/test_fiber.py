@@ -85,3 +85,59 @@ def test_db_roundtrip(loss_db: float) -> None:
     assert float(transmittance_to_db(db_to_transmittance(loss_db))) == pytest.approx(
         loss_db, abs=1e-9
     )
+
+
+# --- every channel function refuses bad lengths and losses, naming the argument ---------------
+
+BAD = [-200.0, -1e-9, float("nan"), float("inf"), float("-inf")]
+
+
+def _channel_length_functions() -> list[tuple[str, object]]:
+    from qnetkit.physics import freespace, raman
+
+    micius = freespace.micius_downlink()
+    model = raman.RamanNoiseModel(
+        quantum_wavelength_nm=1310.0,
+        filter_bandwidth_nm=0.6,
+        channels=(raman.ClassicalChannel(0.0, 5e-9),),
+    )
+    return [
+        ("length_km", lambda x: fiber_loss_db(x, 0.2)),
+        ("length_km", lambda x: fiber_transmittance(x, 0.2, 1.0)),
+        ("length_km", lambda x: raman.co_propagating_raman_power_w(1e-3, x, 5e-9, 0.6, 0.2)),
+        ("length_km", lambda x: raman.counter_propagating_raman_power_w(1e-3, x, 5e-9, 0.6, 0.2)),
+        ("length_km", lambda x: model.counts_per_gate(x, 0.1, 1e-9)),
+        ("length_km", model.noise_power_w),
+        ("range_km", lambda x: freespace.geometric_transmittance(x, 0.3, 1.0, 10e-6)),
+        ("range_km", lambda x: freespace.beam_radius_m(x, 10e-6)),
+        ("range_km", micius.link.transmittance),
+        ("range_km", micius.budget_at_range),
+    ]
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_channel_functions_reject_bad_lengths_by_name(bad: float) -> None:
+    for name, function in _channel_length_functions():
+        with pytest.raises(ParameterError) as err:
+            function(np.array([10.0, bad]))  # type: ignore[operator]
+        assert err.value.name == name, function
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: fiber_loss_db(10.0, -0.2), "loss_db_per_km"),
+        (lambda: fiber_loss_db(10.0, float("nan")), "loss_db_per_km"),
+        (lambda: fiber_transmittance(10.0, 0.2, -3.0), "extra_loss_db"),
+        (lambda: fiber_transmittance(10.0, 0.2, float("inf")), "extra_loss_db"),
+        (lambda: db_to_transmittance([3.0, -3.0]), "loss_db"),
+        (lambda: db_to_transmittance(float("nan")), "loss_db"),
+        (lambda: transmittance_to_db([0.5, 1.5]), "transmittance"),
+        (lambda: transmittance_to_db(float("nan")), "transmittance"),
+    ],
+)
+def test_fiber_functions_reject_out_of_range_parameters(call: object, name: str) -> None:
+    # Before: a negative attenuation or lumped loss turned the fibre into an amplifier.
+    with pytest.raises(ParameterError) as err:
+        call()  # type: ignore[operator]
+    assert err.value.name == name

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from qnetkit.keyrate import finite_decoy_bb84 as fk
+from qnetkit.keyrate import finite_decoy_model as fm
 from qnetkit.qkd.estimation import (
     DecoyClasses,
     decoy_basis_bound,
@@ -25,11 +26,11 @@ def _expected_counts(length_km: float, n_x: float) -> tuple[dict[str, float], De
     params = fk.FiniteDecoyBB84Params(n_x=n_x, eps_sec=1e-10, mu=0.5, mu2=0.1, p_mu=0.7,
                                       p_mu2=0.2, p_x=0.8, mu3=2e-4)
     eta = fk.finite_decoy_bb84_transmittance(params, np.array([length_km]))
-    proto = fk._Protocol(*(np.array([v]) for v in (0.5, 0.1, 0.7, 0.2, 0.8)))
-    res = fk._evaluate(params, eta, proto, finite=True)
+    proto = fm.DecoyProtocol(*(np.array([v]) for v in (0.5, 0.1, 0.7, 0.2, 0.8)))
+    res = fm.expected_key_length(params, eta, proto, finite=True)
     mus = (0.5, 0.1, 2e-4)
     probs = (0.7, 0.2, 0.1)
-    clicks, errs = zip(*(fk._click_and_error(params, eta, k) for k in mus), strict=True)
+    clicks, errs = zip(*(fm.click_and_error(params, eta, k) for k in mus), strict=True)
     total = sum(p * c for p, c in zip(probs, clicks, strict=True))
     z_ratio = ((1 - 0.8) / 0.8) ** 2
     n_xk = [float((n_x * p * c / total)[0]) for p, c in zip(probs, clicks, strict=True)]
@@ -88,3 +89,37 @@ def test_gllp_without_decoys() -> None:
     assert bound.entropy_bits == pytest.approx(expected, rel=1e-3)
     # Every detection possibly tagged (Delta >= 1): nothing is secret.
     assert gllp_basis_bound(1000, 1000, 30, 1.2, 1e-10).entropy_bits == 0.0
+
+
+def test_one_implementation_of_the_lim_bounds() -> None:
+    # The count-based estimation (this layer) and the analytic engine (keyrate) use the same
+    # functions of keyrate.lim2014 (Lim et al. 2014 Eqs. (2)-(5), (B2), (B4)): no second copy.
+    from qnetkit.keyrate import lim2014
+    from qnetkit.qkd import estimation
+
+    for name in ("gamma", "DecoyIntensities", "hoeffding_deviation"):
+        shared = vars(lim2014)[name]
+        assert vars(estimation)[name] is shared and vars(fm)[name] is shared, name
+    assert estimation.EPS_TERMS == lim2014.EPS_SPLIT == 21.0
+    for name in ("_gamma", "_weighted_sum", "EPS_SPLIT_LOCAL"):
+        assert not hasattr(fk, name) and not hasattr(fm, name)
+
+
+@pytest.mark.parametrize(("length_km", "n_x"), [(20.0, 1e7), (100.0, 1e9)])
+def test_count_based_bounds_are_bit_identical_to_the_shared_formulas(
+    length_km: float, n_x: float
+) -> None:
+    # Same inputs, same numbers (==, not approx): the estimation layer adds nothing of its own
+    # between the observed counts and keyrate.lim2014.
+    from qnetkit.keyrate.lim2014 import DecoyIntensities, hoeffding_deviation
+
+    _, classes, (n_xk, n_zk, m_zk) = _expected_counts(length_km, n_x)
+    bound = decoy_basis_bound(n_xk, n_zk, m_zk, classes, 1e-10)  # type: ignore[arg-type]
+    decoys = DecoyIntensities(classes.intensities, classes.probabilities)
+    s0, s1 = decoys.vacuum_and_single(n_xk, hoeffding_deviation(sum(n_xk), 1e-10))
+    assert bound.s0 == float(s0) and bound.s1 == float(s1)
+    _, s_z1 = decoys.vacuum_and_single(n_zk, hoeffding_deviation(sum(n_zk), 1e-10))
+    v_z1 = float(decoys.single_errors(m_zk, hoeffding_deviation(sum(m_zk), 1e-10)))
+    ratio = v_z1 / float(s_z1)
+    phase = min(ratio + gamma_deviation(1e-10 / 21.0, ratio, float(s_z1), float(s1)), 0.5)
+    assert bound.phase_error == phase

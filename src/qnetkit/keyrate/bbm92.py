@@ -17,13 +17,13 @@ from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import (
     FloatArray,
     KeyRateCurve,
-    as_float_array,
+    as_length_array,
     binary_entropy,
     check_link_params,
 )
 from qnetkit.keyrate.optimize import golden_section_maximize
 from qnetkit.physics.fiber import fiber_transmittance
-from qnetkit.physics.validate import check_positive
+from qnetkit.physics.validate import check_positive, nonnegative_array
 
 E0 = 0.5  # error rate of a background (random) click
 SIFTING = 0.5  # q: BBM92 keeps the rounds where Alice and Bob chose the same of two bases
@@ -143,7 +143,8 @@ def arm_transmittances(
     Alice's arm is ``source_position * L`` long, Bob's ``(1 - source_position) * L``; lumped losses
     are split in the same ratio, so eta_A * eta_B does not depend on where the source sits.
     """
-    lengths = np.asarray(length_km, dtype=np.float64)
+    lengths = nonnegative_array("length_km", length_km)
+    check_source_position(source_position)
     x = source_position
     eta_a = detector_efficiency * fiber_transmittance(
         x * lengths, loss_db_per_km, x * extra_loss_db
@@ -253,7 +254,7 @@ def bbm92_key_rate(params: BBM92Params, length_km: npt.ArrayLike) -> KeyRateCurv
     The pair number mu = 2 lambda is optimised per distance unless ``params.mu`` is fixed.
     ``transmittance`` is eta_A * eta_B, the end-to-end transmittance of the link.
     """
-    lengths = as_float_array(length_km)
+    lengths = as_length_array(length_km)
     eta_a, eta_b = arm_transmittances(
         lengths,
         params.loss_db_per_km,

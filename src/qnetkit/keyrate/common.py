@@ -8,7 +8,12 @@ import numpy as np
 import numpy.typing as npt
 
 from qnetkit.errors import ParameterError
-from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
+from qnetkit.physics.validate import (
+    check_nonnegative,
+    check_positive,
+    check_probability,
+    nonnegative_array,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -16,6 +21,11 @@ FloatArray = npt.NDArray[np.float64]
 def as_float_array(values: npt.ArrayLike) -> FloatArray:
     """At least 1-d float64 copy of the input."""
     return np.atleast_1d(np.asarray(values, dtype=np.float64)).copy()
+
+
+def as_length_array(length_km: npt.ArrayLike) -> FloatArray:
+    """At least 1-d float64 copy of Alice-Bob lengths; ParameterError for NaN, inf or < 0 km."""
+    return np.atleast_1d(nonnegative_array("length_km", length_km)).copy()
 
 
 def binary_entropy(p: npt.ArrayLike) -> FloatArray:

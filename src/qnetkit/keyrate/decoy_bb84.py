@@ -16,7 +16,7 @@ from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import (
     FloatArray,
     KeyRateCurve,
-    as_float_array,
+    as_length_array,
     binary_entropy,
     check_link_params,
 )
@@ -148,7 +148,7 @@ def decoy_bb84_transmittance(params: DecoyBB84Params, length_km: npt.ArrayLike) 
 
 def decoy_bb84_key_rate(params: DecoyBB84Params, length_km: npt.ArrayLike) -> KeyRateCurve:
     """Key rate per pulse over distance, with mu optimised per distance unless fixed."""
-    lengths = as_float_array(length_km)
+    lengths = as_length_array(length_km)
     eta = decoy_bb84_transmittance(params, lengths)
     if params.mu is None:
         lower = params.nu * (1.0 + 1e-6) if params.decoys == "vacuum+weak" else 1e-4

@@ -33,7 +33,7 @@ from qnetkit.keyrate.bbm92 import (
     optimise_lambda,
     pdc_gain_and_qber,
 )
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array, binary_entropy
+from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_length_array, binary_entropy
 from qnetkit.physics.validate import check_probability
 
 TSIRELSON = 2.0 * math.sqrt(2.0)
@@ -73,6 +73,8 @@ def di_key_rate_from_chsh(
 def werner_chsh(qber: npt.ArrayLike) -> FloatArray:
     """CHSH value of a Werner-like state with QBER Q: S = 2 sqrt(2) (1 - 2Q), floored at 0."""
     q = np.asarray(qber, dtype=np.float64)
+    if not np.all((q >= 0.0) & (q <= 1.0)):  # also catches NaN
+        raise ParameterError("qber", qber, "must be a probability in [0, 1]")
     return np.asarray(np.maximum(TSIRELSON * (1.0 - 2.0 * q), 0.0))
 
 
@@ -120,7 +122,7 @@ def e91_key_rate(params: E91Params, length_km: npt.ArrayLike) -> KeyRateCurve:
     The pair number mu = 2 lambda is optimised per distance for the DI rate (it prefers fewer
     pairs than BBM92, since multi-pairs cost twice: in h(Q) and through S) unless fixed.
     """
-    lengths = as_float_array(length_km)
+    lengths = as_length_array(length_km)
     eta_a, eta_b = arm_transmittances(
         lengths,
         params.loss_db_per_km,

@@ -1,13 +1,13 @@
 """Finite-key decoy-state BB84 (biased bases, three intensities) with a weak coherent source.
 
 Lim, Curty, Walenta, Xu, Zbinden, PRA 89, 022307 (2014): key length Eq. (1) with the decoy and
-phase-error bounds Eqs. (2)-(5), applied to the expected statistics of its Sec. IV fiber model.
+phase-error bounds Eqs. (2)-(5), applied to the expected statistics of its Sec. IV fiber model
+(``finite_decoy_model``); here the parameters, presets and the per-distance optimisation of the
+intensities, their probabilities and the basis bias.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,16 +17,24 @@ from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import (
     FloatArray,
     KeyRateCurve,
-    as_float_array,
-    binary_entropy,
+    as_length_array,
     check_link_params,
 )
+from qnetkit.keyrate.finite_decoy_model import (
+    DecoyProtocol,
+    KeyLengthResult,
+    expected_key_length,
+)
+from qnetkit.keyrate.optimize import multistart_compass
 from qnetkit.physics.fiber import fiber_transmittance
-from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
+from qnetkit.physics.validate import (
+    check_nonnegative,
+    check_open_probability,
+    check_positive,
+    check_probability,
+)
 
 PROTOCOL = "finite-decoy-bb84"
-EPS_SPLIT = 21.0  # eps_sec is shared by 21 error terms, Lim et al. Eq. (B4)
-KAPPA_ITERATIONS = 4  # fixed-point steps for eps_sec = kappa * ell (Lim et al. Sec. IV)
 
 # Search box of the free parameters (natural units); see _NAMES for the search coordinates.
 MU_MIN, MU_MAX = 1e-3, 1.5
@@ -127,12 +135,9 @@ class FiniteDecoyBB84Params:
             )
         check_probability("afterpulse_prob", self.afterpulse_prob)
         check_positive("n_x", self.n_x)
-        for name, eps in (("eps_sec", self.eps_sec), ("eps_cor", self.eps_cor)):
-            if eps is None:
-                continue
-            check_probability(name, eps)
-            if not 0.0 < eps < 1.0:
-                raise ParameterError(name, eps, "must be in (0, 1)")
+        if self.eps_sec is not None:
+            check_open_probability("eps_sec", self.eps_sec)
+        check_open_probability("eps_cor", self.eps_cor)
         check_nonnegative("eps_sec_per_key_bit", self.eps_sec_per_key_bit)
         if self.eps_sec_per_key_bit >= 1.0:
             raise ParameterError("eps_sec_per_key_bit", self.eps_sec_per_key_bit, "must be < 1")
@@ -161,9 +166,7 @@ class FiniteDecoyBB84Params:
             )
         for name, prob in (("p_mu", self.p_mu), ("p_mu2", self.p_mu2), ("p_x", self.p_x)):
             if prob is not None:
-                check_probability(name, prob)
-                if not 0.0 < prob < 1.0:
-                    raise ParameterError(name, prob, "must be in (0, 1)")
+                check_open_probability(name, prob)
         if self.p_mu is not None and self.p_mu2 is not None and self.p_mu + self.p_mu2 >= 1.0:
             raise ParameterError(
                 "p_mu2", self.p_mu2, f"p_mu + p_mu2 must be < 1 (p_mu={self.p_mu})"
@@ -180,174 +183,6 @@ PRESETS: dict[str, FiniteDecoyBB84Params] = {
 DEFAULT_PRESET = "lim2014"
 
 
-# --------------------------------------------------------------------------- channel model
-
-
-@dataclass(frozen=True)
-class _Protocol:
-    """Values of the five protocol parameters, broadcastable arrays."""
-
-    mu1: FloatArray
-    mu2: FloatArray
-    p1: FloatArray
-    p2: FloatArray
-    qx: FloatArray
-
-
-def _click_and_error(
-    params: FiniteDecoyBB84Params, eta_sys: FloatArray, k: FloatArray | float
-) -> tuple[FloatArray, FloatArray]:
-    """Per-pulse detection probability R_k and bit-error probability e_k (Lim et al. Sec. IV).
-
-    D_k = 1 - (1 - 2 p_dc) exp(-eta_sys k), R_k = D_k (1 + p_ap) and
-    e_k = p_dc + e_mis (1 - exp(-eta_sys k)) + p_ap D_k / 2. (The paper prints eta_ch in the
-    e_mis term; eta_sys is used here, so that e_mis is the error rate of signal clicks.)
-    """
-    pdc = params.dark_count_prob
-    signal = -np.expm1(-eta_sys * k)
-    d_k = 1.0 - (1.0 - 2.0 * pdc) * (1.0 - signal)
-    r_k = d_k * (1.0 + params.afterpulse_prob)
-    e_k = pdc + params.misalignment_error * signal + 0.5 * params.afterpulse_prob * d_k
-    return np.asarray(r_k), np.asarray(e_k)
-
-
-def _gamma(a: FloatArray, b: FloatArray, c: FloatArray, d: FloatArray) -> FloatArray:
-    """Random-sampling deviation gamma(a, b, c, d) of Lim et al. Eq. (B2) (Fung, Ma, Chau 2010)."""
-    bb = np.clip(b, 1e-300, 0.5)
-    spread = (c + d) * (1.0 - bb) * bb / (c * d)
-    log_arg = np.log2((c + d) / (c * d * (1.0 - bb) * bb)) - 2.0 * np.log2(a)
-    return np.asarray(np.sqrt(np.maximum(spread / math.log(2.0) * log_arg, 0.0)))
-
-
-def _weighted_sum(weights: list[FloatArray], values: list[FloatArray]) -> FloatArray:
-    total = np.asarray(weights[0] * values[0])
-    for w, v in zip(weights[1:], values[1:], strict=True):
-        total = np.asarray(total + w * v)
-    return total
-
-
-@dataclass(frozen=True)
-class _Result:
-    rate: FloatArray  # ell / N, not clipped
-    guide: FloatArray  # the rate, continued below zero for the optimiser (see _evaluate)
-    qber: FloatArray
-    n_pulses: FloatArray
-    s_x0: FloatArray
-    s_x1: FloatArray
-    phase_error: FloatArray
-    eps_sec: FloatArray
-
-
-def _evaluate(
-    params: FiniteDecoyBB84Params, eta_sys: FloatArray, proto: _Protocol, finite: bool = True
-) -> _Result:
-    """Key length per pulse for the expected statistics of the channel (arrays broadcast).
-
-    With ``finite=False`` the Hoeffding deviations, gamma and the eps terms are dropped: the
-    asymptotic limit of the same three-intensity bounds.
-    """
-    mu1, mu2, p1, p2, qx = proto.mu1, proto.mu2, proto.p1, proto.p2, proto.qx
-    mu3 = params.mu3
-    mu3_arr = np.full_like(mu1, mu3)
-    intensities = [mu1, mu2, mu3_arr]
-    probs = [p1, p2, np.asarray(1.0 - p1 - p2)]
-    clicks: list[FloatArray] = []
-    errors: list[FloatArray] = []
-    for k in intensities:
-        r_k, e_k = _click_and_error(params, eta_sys, k)
-        clicks.append(r_k)
-        errors.append(e_k)
-    total_click = _weighted_sum(probs, clicks)  # sum_k p_k R_k
-    qber = np.asarray(_weighted_sum(probs, errors) / total_click)  # E_X = m_X / n_X
-
-    # Expected counts once the block of n_x X-basis detections is full: both chose X with
-    # probability q_x^2, both Z with (1 - q_x)^2 (only ratios matter asymptotically).
-    n_x = params.n_x
-    z_ratio = ((1.0 - qx) / qx) ** 2 if finite else np.ones_like(qx)
-    n_xk = [n_x * p * r / total_click for p, r in zip(probs, clicks, strict=True)]
-    n_zk = [z_ratio * n for n in n_xk]
-    m_zk = [z_ratio * n_x * p * e / total_click for p, e in zip(probs, errors, strict=True)]
-    n_z = z_ratio * n_x
-    m_z = z_ratio * n_x * qber
-    n_pulses = np.asarray(n_x / (qx**2 * total_click))
-    leak_ec = n_x * params.ec_efficiency * binary_entropy(qber)
-
-    poisson0 = [np.exp(-k) for k in intensities]
-    tau0 = _weighted_sum(probs, poisson0)
-    tau1 = _weighted_sum(probs, [e * k for e, k in zip(poisson0, intensities, strict=True)])
-    weights = [np.exp(k) / p for p, k in zip(probs, intensities, strict=True)]
-    denom_1 = mu1 * (mu2 - mu3) - mu2**2 + mu3**2
-    square_ratio = (mu2**2 - mu3**2) / mu1**2
-
-    def vacuum_and_single(
-        counts: list[FloatArray], dev: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        lo = [w * (c - dev) for w, c in zip(weights, counts, strict=True)]  # n^-_k
-        hi = [w * (c + dev) for w, c in zip(weights, counts, strict=True)]  # n^+_k
-        s0 = np.maximum(tau0 * (mu2 * lo[2] - mu3 * hi[1]) / (mu2 - mu3), 0.0)  # Eq. (2)
-        s1 = tau1 * mu1 * (lo[1] - hi[2] - square_ratio * (hi[0] - s0 / tau0)) / denom_1
-        return np.asarray(s0), np.asarray(s1)  # s1: Eq. (3)
-
-    kappa = params.eps_sec_per_key_bit
-    use_kappa = finite and params.eps_sec is None
-    ell = np.full(np.broadcast(qber, n_pulses).shape, n_x)
-    eps = np.full_like(ell, params.eps_sec if finite and params.eps_sec is not None else np.nan)
-    shortfall = np.zeros_like(ell)
-    s_x0 = s_x1 = phase_error = ell
-    # eps_sec = kappa * ell is implicit in ell; iterate from ell = n_x (an upper bound).
-    for _ in range(KAPPA_ITERATIONS if use_kappa else 1):
-        if use_kappa:
-            eps = np.minimum(kappa * np.maximum(ell, 1.0), 0.5)
-        if finite:
-            log_term = np.log(EPS_SPLIT / eps)
-            dev_x = np.sqrt(0.5 * n_x * log_term)
-            dev_z = np.sqrt(0.5 * n_z * log_term)
-            dev_m = np.sqrt(0.5 * m_z * log_term)
-        else:
-            dev_x = dev_z = dev_m = np.zeros_like(ell)
-        s_x0, s_x1 = vacuum_and_single(n_xk, dev_x)
-        _, s_z1 = vacuum_and_single(n_zk, dev_z)
-        v_z1 = tau1 * (weights[1] * (m_zk[1] + dev_m) - weights[2] * (m_zk[2] - dev_m))
-        v_z1 = v_z1 / (mu2 - mu3)  # Eq. (4)
-        ok = (s_x1 > 0.0) & (s_z1 > 0.0)
-        s_x1_safe = np.where(ok, s_x1, 1.0)
-        s_z1_safe = np.where(ok, s_z1, 1.0)
-        bit_error_ratio = v_z1 / s_z1_safe
-        deviation = np.zeros_like(bit_error_ratio)
-        if finite:  # Eq. (5)
-            b_clip = np.clip(bit_error_ratio, 0.0, 0.5)
-            deviation = _gamma(eps / EPS_SPLIT, b_clip, s_z1_safe, s_x1_safe)
-        bound = np.maximum(bit_error_ratio, 0.0) + deviation
-        phase_error = np.asarray(np.where(ok, np.minimum(bound, 0.5), 0.5))
-        single = np.where(ok, s_x1, 0.0) * (1.0 - binary_entropy(phase_error))
-        # Where the single photons give no key, a continuous deficit (< 0, in units of the
-        # block) of how far off they are guides the optimiser; zero wherever they give key.
-        negative_yields = np.maximum(-s_x1, 0.0) / n_x + np.maximum(-s_z1, 0.0) / n_z
-        shortfall = -n_x * np.where(
-            ok, np.minimum(np.maximum(bound - 0.5, 0.0), 1.0), 1.0 + negative_yields
-        )
-        ell = s_x0 + single - leak_ec  # Eq. (1), without the floor
-        if finite:
-            ell = ell - 6.0 * np.log2(EPS_SPLIT / eps) - math.log2(2.0 / params.eps_cor)
-    shape = np.broadcast(ell, qber).shape
-
-    def full(values: FloatArray) -> FloatArray:
-        return np.asarray(np.broadcast_to(values, shape), dtype=np.float64)
-
-    return _Result(
-        rate=full(ell / n_pulses),
-        # Below zero the deficit is measured per block (ell / n_x), not per pulse: dividing a
-        # deficit by N would reward wasting pulses instead of approaching a positive key.
-        guide=full(np.where(ell > 0.0, ell / n_pulses, (ell + shortfall) / n_x)),
-        qber=full(qber),
-        n_pulses=full(n_pulses),
-        s_x0=full(s_x0),
-        s_x1=full(s_x1),
-        phase_error=full(phase_error),
-        eps_sec=full(eps),
-    )
-
-
 # --------------------------------------------------------------------------- optimisation
 
 # Free parameters and their search coordinates: log for intensities, logit for probabilities.
@@ -361,14 +196,6 @@ _START_GRID: dict[str, tuple[float, ...]] = {
     "p_mu2": (0.05, 0.15, 0.3),
     "p_x": (0.3, 0.6, 0.85, 0.97, 0.995),
 }
-STEP_START = 0.4  # compass step in log / logit units
-STEP_POLISH = 0.05
-STEP_MIN = 2e-3
-COMPASS_MAX_POLLS = 150
-N_STARTS = 4  # best grid points refined per distance
-REL_IMPROVEMENT = 1e-12
-
-Objective = Callable[[npt.NDArray[np.intp], FloatArray], FloatArray]
 
 
 def _to_coord(name: str, value: npt.ArrayLike) -> FloatArray:
@@ -378,12 +205,6 @@ def _to_coord(name: str, value: npt.ArrayLike) -> FloatArray:
 
 def _from_coord(name: str, u: FloatArray) -> FloatArray:
     return np.asarray(np.exp(u) if _LOG_SCALE[name] else 1.0 / (1.0 + np.exp(-u)))
-
-
-def _improves(new: FloatArray, old: FloatArray) -> npt.NDArray[np.bool_]:
-    """new beats old by more than rounding noise (any finite value beats -inf)."""
-    margin = np.where(np.isfinite(old), REL_IMPROVEMENT * np.abs(old), 0.0)
-    return np.asarray((new > old) & (new - np.where(np.isfinite(old), old, -np.inf) > margin))
 
 
 class _Problem:
@@ -418,7 +239,7 @@ class _Problem:
             return PX_MIN, PX_MAX
         return P_MIN, P_MAX
 
-    def protocol(self, u: FloatArray) -> tuple[_Protocol, npt.NDArray[np.bool_]]:
+    def protocol(self, u: FloatArray) -> tuple[DecoyProtocol, npt.NDArray[np.bool_]]:
         """Protocol values for coordinates ``u`` (..., n_free) and their feasibility mask."""
         shape = u.shape[:-1]
         values: dict[str, FloatArray] = {}
@@ -428,7 +249,7 @@ class _Problem:
                 values[name] = _from_coord(name, u[..., self.free.index(name)])
             else:
                 values[name] = np.full(shape, fixed)
-        proto = _Protocol(
+        proto = DecoyProtocol(
             mu1=values["mu"],
             mu2=values["mu2"],
             p1=values["p_mu"],
@@ -443,11 +264,11 @@ class _Problem:
         )
         return proto, np.asarray(feasible)
 
-    def evaluate(self, rows: npt.NDArray[np.intp], u: FloatArray) -> _Result:
+    def evaluate(self, rows: npt.NDArray[np.intp], u: FloatArray) -> KeyLengthResult:
         """Rates of candidates ``u`` (len(rows), C, n_free) at the distances ``rows``."""
         proto, _ = self.protocol(u)
         with np.errstate(all="ignore"):
-            return _evaluate(self.params, self.eta[rows][:, None], proto, self.finite)
+            return expected_key_length(self.params, self.eta[rows][:, None], proto, self.finite)
 
     def objective(self, rows: npt.NDArray[np.intp], u: FloatArray) -> FloatArray:
         """Rate continued below zero; -inf where a candidate breaks a protocol constraint."""
@@ -481,95 +302,12 @@ class _Problem:
         return np.clip(np.stack(columns, axis=-1), self.lo, self.hi)
 
 
-def _compass(
-    objective: Objective,
-    x: FloatArray,
-    f: FloatArray,
-    lo: FloatArray,
-    hi: FloatArray,
-    step: FloatArray,
-) -> None:
-    """Vectorised compass search with a momentum probe, one problem per row; in place.
-
-    Each poll tries +-step along every coordinate plus two probes along the recent
-    direction of travel (which follows a curved valley faster than coordinate moves).
-    """
-    dim = x.shape[1]
-    directions = np.concatenate([np.eye(dim), -np.eye(dim)])
-    momentum = np.zeros_like(x)
-    for _ in range(COMPASS_MAX_POLLS):
-        rows = np.nonzero(step >= STEP_MIN)[0]
-        if rows.size == 0:
-            break
-        here = x[rows, None, :]
-        moves = step[rows, None, None] * directions[None]
-        probes = momentum[rows, None, :] * np.array([1.0, 2.0])[None, :, None]
-        cand = np.clip(here + np.concatenate([moves, probes], axis=1), lo, hi)
-        values = objective(rows, cand)
-        best = np.argmax(values, axis=1)
-        f_best = values[np.arange(rows.size), best]
-        better = _improves(f_best, f[rows])
-        moved = rows[better]
-        new_x = cand[better, best[better]]
-        momentum[moved] = 0.5 * momentum[moved] + (new_x - x[moved])
-        x[moved] = new_x
-        f[moved] = f_best[better]
-        step[moved] = np.minimum(step[moved] * 1.5, STEP_START)
-        stalled = rows[~better]
-        step[stalled] *= 0.5
-        momentum[stalled] = 0.0
-
-
-def _adopt_neighbours(objective: Objective, x: FloatArray, f: FloatArray) -> bool:
-    """Try each row's neighbours' optima at the row's own distance; True if any improved."""
-    n = x.shape[0]
-    rows = np.arange(n)
-    left = np.maximum(rows - 1, 0)
-    right = np.minimum(rows + 1, n - 1)
-    cand = np.stack([x[left], x[right]], axis=1)
-    values = objective(rows, cand)
-    best = np.argmax(values, axis=1)
-    f_best = values[rows, best]
-    better = _improves(f_best, f)
-    x[better] = cand[better, best[better]]
-    f[better] = f_best[better]
-    return bool(np.any(better))
-
-
 def _optimise(problem: _Problem) -> FloatArray:
     """Best coordinates per distance (rows sorted by increasing distance)."""
     n = problem.eta.shape[0]
     if not problem.free:
         return np.zeros((n, 0))
-    rows = np.arange(n)
-    grid = problem.start_grid()
-    values = problem.objective(rows, np.broadcast_to(grid, (n, *grid.shape)))
-    # The landscape has several local maxima: refine the best few starts of every row.
-    starts = min(N_STARTS, grid.shape[0])
-    top = np.argsort(-values, axis=1, kind="stable")[:, :starts]
-    owner = np.repeat(rows, starts)
-
-    def owned(sub: npt.NDArray[np.intp], u: FloatArray) -> FloatArray:
-        return problem.objective(owner[sub], u)
-
-    xs = grid[top].reshape(n * starts, -1).copy()
-    fs = values[rows[:, None], top].reshape(-1).copy()
-    _compass(owned, xs, fs, problem.lo, problem.hi, np.full(n * starts, STEP_START))
-    # A restart from the converged point frees searches stalled in a narrow valley.
-    _compass(owned, xs, fs, problem.lo, problem.hi, np.full(n * starts, STEP_POLISH))
-    best = np.argmax(fs.reshape(n, starts), axis=1)
-    x = xs.reshape(n, starts, -1)[rows, best].copy()
-    f = fs.reshape(n, starts)[rows, best].copy()
-    # Neighbouring distances have nearly the same optimum: hand optima on along the sweep so a
-    # row stuck below its neighbours catches up (this also keeps the sweep monotone).
-    for _ in range(3):
-        passes = 0
-        while passes < n and _adopt_neighbours(problem.objective, x, f):
-            passes += 1
-        if passes == 0:
-            break
-        _compass(problem.objective, x, f, problem.lo, problem.hi, np.full(n, STEP_POLISH))
-    return np.asarray(x, dtype=np.float64)
+    return multistart_compass(problem.objective, problem.start_grid(), n, problem.lo, problem.hi)
 
 
 def finite_decoy_bb84_transmittance(
@@ -583,7 +321,7 @@ def finite_decoy_bb84_transmittance(
 def _curve(
     params: FiniteDecoyBB84Params, length_km: npt.ArrayLike, finite: bool, protocol: str
 ) -> KeyRateCurve:
-    lengths = as_float_array(length_km).ravel()
+    lengths = as_length_array(length_km).ravel()
     eta = finite_decoy_bb84_transmittance(params, lengths)
     order = np.argsort(lengths, kind="stable")
     problem = _Problem(params, eta[order], finite)

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import FloatArray, KeyRateCurve
+from qnetkit.physics.validate import check_nonnegative, check_positive
 
 Evaluator = Callable[[FloatArray], KeyRateCurve]
 
@@ -23,6 +25,11 @@ def max_distance_km(
     Returns ``0.0`` if no key is possible even at zero length and ``math.inf`` if the rate is
     still above the threshold at ``upper_km`` (e.g. the PLOB bound, or no dark counts).
     """
+    check_nonnegative("min_rate", min_rate)
+    check_positive("upper_km", upper_km)
+    check_positive("tol_km", tol_km)
+    if upper_km <= 1.0:
+        raise ParameterError("upper_km", upper_km, "must exceed 1 km (the first grid point)")
     grid = np.concatenate(([0.0], np.geomspace(1.0, upper_km, 48)))
     rates = evaluate(grid).key_rate_per_pulse
     above = rates > min_rate

@@ -11,14 +11,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_float_array
+from qnetkit.errors import ParameterError
+from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_length_array
 from qnetkit.physics.fiber import fiber_transmittance
 from qnetkit.physics.validate import check_nonnegative, check_probability
 
 
 def plob_bound(transmittance: npt.ArrayLike) -> FloatArray:
-    """Secret bits per channel use that no repeaterless protocol can beat: -log2(1 - eta)."""
-    eta = np.clip(np.asarray(transmittance, dtype=np.float64), 0.0, 1.0)
+    """Secret bits per channel use that no repeaterless protocol can beat: -log2(1 - eta).
+
+    ``transmittance`` must lie in [0, 1] (ParameterError otherwise, NaN included); 1 gives inf.
+    """
+    eta = np.asarray(transmittance, dtype=np.float64)
+    bad = ~((eta >= 0.0) & (eta <= 1.0))
+    if np.any(bad):
+        raise ParameterError("transmittance", float(eta[bad].flat[0]), "must be in [0, 1]")
     with np.errstate(divide="ignore"):
         # log1p keeps full precision at high loss, where eta is tiny.
         return np.asarray(-np.log1p(-eta) / np.log(2.0))
@@ -50,7 +57,7 @@ DEFAULT_PRESET = "ideal"
 
 def plob_key_rate(params: PLOBParams, length_km: npt.ArrayLike) -> KeyRateCurve:
     """The PLOB bound over distance as a key-rate curve (QBER not applicable: NaN)."""
-    lengths = as_float_array(length_km)
+    lengths = as_length_array(length_km)
     eta = params.detector_efficiency * fiber_transmittance(
         lengths, params.loss_db_per_km, params.extra_loss_db
     )

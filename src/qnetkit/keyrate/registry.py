@@ -87,6 +87,22 @@ _TABLE: dict[str, tuple[str, str, str, str, str, bool]] = {
         "Lucamarini, Yuan, Dynes, Shields, Nature 557, 400 (2018)",
         True,
     ),
+    "sarg04": (
+        "qnetkit.keyrate.sarg04",
+        "SARG04Params",
+        "sarg04_key_rate",
+        "SARG04, weak coherent source, key from one- and two-photon pulses (no decoys or infinite)",
+        "Fung, Tamaki, Lo, PRA 73, 012337 (2006); Tamaki, Lo, PRA 73, 010302(R) (2006)",
+        True,
+    ),
+    "dps": (
+        "qnetkit.keyrate.dps",
+        "DPSParams",
+        "dps_key_rate",
+        "Differential-phase-shift QKD, coherent pulse train, general individual attacks",
+        "Waks, Takesue, Yamamoto, PRA 73, 012344 (2006)",
+        True,
+    ),
 }
 
 PROTOCOL_NAMES: tuple[str, ...] = tuple(_TABLE)

@@ -6,9 +6,12 @@ distribution without quantum repeaters", Nature 557, 400 (2018); rate in the dec
 Model (equations numbered here, T1-T6; each arm is L/2 long, Charlie sits in the middle):
 
 * T1  arm transmittance, detector included:  t = eta_det * 10^(-(alpha L + extra) / 20)
-* T2  phase-slice mismatch error: with both phases uniform in the same one of M slices the relative
-      phase is triangular on (-2 pi/M, 2 pi/M), so e_M = <sin^2(delta/2)> = (1 - sinc^2(pi/M)) / 2;
-      combined with the optical misalignment e_opt as independent flips,
+* T2  phase-slice mismatch error, two models (``phase_slice_model``):
+      "lucamarini2018" (default): the paper's Methods, E_M = 1/2 - sin(2 pi/M) / (4 pi/M), i.e.
+      <sin^2(delta/2)> for a relative phase uniform over (-2 pi/M, 2 pi/M) (1.275 % at M = 16);
+      "triangular": both phases uniform in the same slice make the relative phase triangular on
+      (-2 pi/M, 2 pi/M), so e_M = (1 - sinc^2(pi/M)) / 2 (0.639 % at M = 16), the exact average.
+      Combined with the optical misalignment e_opt as independent flips,
       e_d = e_opt + e_M - 2 e_opt e_M.
 * T3  signal gain and QBER (two detectors, dark-count probability p each, exactly one click;
       mean photon numbers n_r = 2 mu t (1 - e_d) at the right and n_w = 2 mu t e_d at the wrong
@@ -21,8 +24,10 @@ Model (equations numbered here, T1-T6; each arm is L/2 long, Charlie sits in the
 * T6  the PLOB comparison uses the fibre transmittance of the whole link without the detectors,
       eta = 10^(-(alpha L + extra) / 10): the paper compares with the *ideal* repeaterless bound.
 
-The paper's Methods were not available here: T2-T5 are this module's reconstruction of the
-protocol, checked only against the two crossover distances quoted in the paper's text.
+The paper's Methods could not be read here. T2's default formula and the form of T5 (the QKD rate
+of one arm, L/2, times d/M with E_M added to the QBER) are as quoted from them by a third party
+(see tests/keyrate/test_tf_qkd.py); T1, T3 and T4 are this module's reconstruction, checked only
+against the two crossover distances of the paper's text.
 """
 
 from __future__ import annotations
@@ -38,11 +43,12 @@ from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import (
     FloatArray,
     KeyRateCurve,
-    as_float_array,
+    as_length_array,
     binary_entropy,
     check_link_params,
 )
 from qnetkit.keyrate.optimize import golden_section_maximize
+from qnetkit.keyrate.plob import plob_bound
 from qnetkit.physics.fiber import fiber_transmittance
 from qnetkit.physics.validate import check_positive, check_probability
 
@@ -52,6 +58,7 @@ _MU_GRID_PER_DECADE = 10
 _GOLDEN_ITERATIONS = 48
 _CROSSOVER_MAX_LOSS_DB = 400.0  # fibre loss scanned by plob_crossover_km
 _CROSSOVER_GRID = 4001
+PHASE_SLICE_MODELS = ("lucamarini2018", "triangular")
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,13 @@ class TFQKDParams:
     phase_slices: int = field(
         default=16, metadata={"help": "M: number of phase slices for phase post-selection"}
     )
+    phase_slice_model: str = field(
+        default="lucamarini2018",
+        metadata={
+            "help": "phase-slice error E_M: lucamarini2018 (the paper's 1/2 - sin(2pi/M)/(4pi/M)) "
+            "or triangular (exact average over one slice, about half as large)"
+        },
+    )
     basis_sifting: float = field(
         default=0.5,
         metadata={"help": "b: probability that Alice's and Bob's bases match (1/2 unbiased)"},
@@ -101,6 +115,12 @@ class TFQKDParams:
             raise ParameterError("phase_slices", self.phase_slices, "must be an integer >= 1")
         if self.phase_slices < 1:
             raise ParameterError("phase_slices", self.phase_slices, "must be an integer >= 1")
+        if self.phase_slice_model not in PHASE_SLICE_MODELS:
+            raise ParameterError(
+                "phase_slice_model",
+                self.phase_slice_model,
+                f"must be one of {', '.join(PHASE_SLICE_MODELS)}",
+            )
         check_probability("basis_sifting", self.basis_sifting)
         if self.mu is not None:
             check_positive("mu", self.mu)
@@ -108,12 +128,14 @@ class TFQKDParams:
 
 PRESETS: dict[str, TFQKDParams] = {
     # Realistic curve of Lucamarini et al. 2018, Fig. 1a (text: beats the ideal repeaterless
-    # bound after 340 km; this model: ~324 km). The device values (eta_det 0.25, p_dc 1e-8,
-    # e_opt 3 %, f 1.15, M 16, b 1/2) are typical assumed ones, NOT read from the paper's
-    # Methods, which could not be consulted.
+    # bound "after 340 km"; this model, paper's E_M: 333.9 km). A CALIBRATION: the device values
+    # (eta_det 0.25, p_dc 1e-8, e_opt 3 %, b 1/2) were assumed, not read from the paper, and the
+    # crossover is the only paper number they were checked against; f 1.15 and M 16 are as
+    # quoted from the paper. With the device values quoted (unconfirmed) for its Fig. 1
+    # (eta_det 30 %, e_opt 1 %) the model crosses at 295 km instead.
     "lucamarini2018": TFQKDParams(),
-    # Ideal curve of Fig. 1a (text: beats the repeaterless bounds after 200 km; this model:
-    # ~219 km): perfect detectors, no dark counts or misalignment, f = 1, M = 16, b = 1/2.
+    # Ideal curve of Fig. 1a (text: beats the repeaterless bounds "after 200 km"; this model,
+    # paper's E_M: 227.4 km): perfect detectors, no dark counts or misalignment, f = 1, M = 16.
     "lucamarini2018-ideal": TFQKDParams(
         detector_efficiency=1.0, dark_count_prob=0.0, misalignment_error=0.0, ec_efficiency=1.0
     ),
@@ -121,16 +143,27 @@ PRESETS: dict[str, TFQKDParams] = {
 DEFAULT_PRESET = "lucamarini2018"
 
 
-def phase_slice_error(phase_slices: int) -> float:
-    """Error from the residual phase mismatch within matching slices, e_M (T2)."""
-    x = math.pi / phase_slices
-    sinc = math.sin(x) / x
-    return 0.5 * (1.0 - sinc * sinc)
+def phase_slice_error(phase_slices: int, model: str = "lucamarini2018") -> float:
+    """Error from the residual phase mismatch within matching slices, E_M (T2).
+
+    "lucamarini2018": 1/2 - sin(2 pi/M) / (4 pi/M), Lucamarini et al. 2018, Methods (as quoted);
+    "triangular": (1 - sinc^2(pi/M)) / 2, the exact average over two phases in one slice.
+    """
+    if isinstance(phase_slices, bool) or not isinstance(phase_slices, int) or phase_slices < 1:
+        raise ParameterError("phase_slices", phase_slices, "must be an integer >= 1")
+    if model == "lucamarini2018":
+        a = 2.0 * math.pi / phase_slices
+        return 0.5 - math.sin(a) / (2.0 * a)
+    if model == "triangular":
+        x = math.pi / phase_slices
+        sinc = math.sin(x) / x
+        return 0.5 * (1.0 - sinc * sinc)
+    raise ParameterError("phase_slice_model", model, f"must be one of {PHASE_SLICE_MODELS}")
 
 
 def interference_error(params: TFQKDParams) -> float:
     """Probability that a detected photon goes to the wrong detector, e_d (T2)."""
-    e_m = phase_slice_error(params.phase_slices)
+    e_m = phase_slice_error(params.phase_slices, params.phase_slice_model)
     e_opt = params.misalignment_error
     return e_opt + e_m - 2.0 * e_opt * e_m
 
@@ -197,10 +230,7 @@ def optimal_mu(params: TFQKDParams, arm: FloatArray) -> FloatArray:
 
 def tf_qkd_key_rate(params: TFQKDParams, length_km: npt.ArrayLike) -> KeyRateCurve:
     """Secret bits per pulse over the total Alice-Bob distance, mu optimised unless fixed."""
-    lengths = as_float_array(length_km)
-    bad = ~np.isfinite(lengths) | (lengths < 0.0)
-    if np.any(bad):
-        raise ParameterError("length_km", float(lengths[bad][0]), "must be finite and >= 0")
+    lengths = as_length_array(length_km)
     eta = fibre_transmittance(params, lengths)
     arm = arm_transmittance(params, lengths)
     mu = optimal_mu(params, arm) if params.mu is None else np.full_like(arm, params.mu)
@@ -223,12 +253,6 @@ def tf_qkd_key_rate(params: TFQKDParams, length_km: npt.ArrayLike) -> KeyRateCur
     )
 
 
-def _plob(eta: FloatArray) -> FloatArray:
-    """PLOB bound -log2(1 - eta) (Pirandola et al., Nat. Commun. 8, 15043 (2017))."""
-    with np.errstate(divide="ignore"):
-        return np.asarray(-np.log1p(-np.clip(eta, 0.0, 1.0)) / math.log(2.0))
-
-
 def plob_crossover_km(params: TFQKDParams) -> float:
     """Distance beyond which the TF-QKD rate exceeds PLOB at the fibre transmittance (T6).
 
@@ -241,7 +265,7 @@ def plob_crossover_km(params: TFQKDParams) -> float:
 
     def excess(length: npt.ArrayLike) -> FloatArray:
         curve = tf_qkd_key_rate(params, length)
-        bound = _plob(curve.transmittance)
+        bound = plob_bound(curve.transmittance)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(curve.key_rate_per_pulse / bound - 1.0)
 

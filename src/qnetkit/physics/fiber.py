@@ -11,26 +11,38 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from qnetkit.physics.validate import check_nonnegative
+from qnetkit.errors import ParameterError
+from qnetkit.physics.validate import check_nonnegative, nonnegative_array
 
 FloatArray = npt.NDArray[np.float64]
 
 
 def db_to_transmittance(loss_db: npt.ArrayLike) -> FloatArray:
-    """Convert a loss in dB (positive = loss) to a power transmittance in [0, 1]."""
-    return np.asarray(np.power(10.0, -np.asarray(loss_db, dtype=np.float64) / 10.0))
+    """Convert a loss in dB (finite, >= 0: a passive channel) to a power transmittance in [0, 1]."""
+    return np.asarray(np.power(10.0, -nonnegative_array("loss_db", loss_db) / 10.0))
 
 
 def transmittance_to_db(transmittance: npt.ArrayLike) -> FloatArray:
-    """Convert a transmittance in (0, 1] to a loss in dB."""
-    return np.asarray(-10.0 * np.log10(np.asarray(transmittance, dtype=np.float64)))
+    """Convert a transmittance in [0, 1] to a loss in dB (0 gives +inf)."""
+    eta = np.asarray(transmittance, dtype=np.float64)
+    bad = ~((eta >= 0.0) & (eta <= 1.0))  # also catches NaN
+    if np.any(bad):
+        raise ParameterError("transmittance", float(eta[bad].flat[0]), "must be in [0, 1]")
+    with np.errstate(divide="ignore"):
+        return np.asarray(-10.0 * np.log10(eta))
 
 
 def fiber_loss_db(
     length_km: npt.ArrayLike, loss_db_per_km: float, extra_loss_db: float = 0.0
 ) -> FloatArray:
-    """Total loss in dB of a span: attenuation times length plus lumped extra losses."""
-    return np.asarray(np.asarray(length_km, dtype=np.float64) * loss_db_per_km + extra_loss_db)
+    """Total loss in dB of a span: attenuation times length plus lumped extra losses.
+
+    ParameterError (naming the argument) for a negative, NaN or infinite length or loss.
+    """
+    length = nonnegative_array("length_km", length_km)
+    check_nonnegative("loss_db_per_km", loss_db_per_km)
+    check_nonnegative("extra_loss_db", extra_loss_db)
+    return np.asarray(length * loss_db_per_km + extra_loss_db)
 
 
 def fiber_transmittance(

@@ -2,8 +2,9 @@
 
 Lim, Curty, Walenta, Xu, Zbinden, PRA 89, 022307 (2014): vacuum and single-photon detections
 Eqs. (2)-(3) with Hoeffding deviations, single-photon errors Eq. (4), phase-error bound with
-the random-sampling term gamma Eq. (5), and the key length Eq. (1). Here each basis can serve
-as key basis with the other as test basis (errors counted after reconciliation); for an
+the random-sampling term gamma Eq. (5), and the key length Eq. (1). One basis is the key basis
+and the other the test basis (optionally both serve as key, each tested by the other; see
+:func:`basis_eps_sec` for the eps split and what covers it); for an
 entanglement-based source (BBM92) the bound is the squashed one of Koashi and Preskill (2003):
 every detection counts as a "single photon" and no vacuum term is credited.
 """
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from qnetkit.keyrate.common import binary_entropy
+from qnetkit.keyrate.lim2014 import EPS_SPLIT, DecoyIntensities, gamma, hoeffding_deviation
 
-EPS_TERMS = 21.0  # eps_sec is split over 21 error terms, Lim et al. Eq. (B4)
+# eps_sec is split over 21 error terms, Lim et al. Eq. (B4); the one constant of keyrate.lim2014.
+EPS_TERMS = EPS_SPLIT
 
 
 def binary_entropy_scalar(p: float) -> float:
@@ -26,13 +29,10 @@ def binary_entropy_scalar(p: float) -> float:
 
 
 def gamma_deviation(eps: float, ratio: float, c: float, d: float) -> float:
-    """gamma(a, b, c, d) of Lim et al. Eq. (B2): sampling deviation of a hidden error ratio."""
+    """gamma(a, b, c, d) of Lim et al. Eq. (B2) (``keyrate.lim2014.gamma``); 0.5 if c or d is 0."""
     if c <= 0.0 or d <= 0.0:
         return 0.5
-    b = min(max(ratio, 1e-300), 0.5)
-    spread = (c + d) * (1.0 - b) * b / (c * d)
-    log_arg = math.log2((c + d) / (c * d * (1.0 - b) * b)) - 2.0 * math.log2(eps)
-    return math.sqrt(max(spread / math.log(2.0) * log_arg, 0.0))
+    return float(gamma(eps, ratio, c, d))
 
 
 @dataclass(frozen=True)
@@ -54,32 +54,23 @@ class BasisBound:
     entropy_bits: float  # s0 + s1 (1 - h(phase_error)), floored at 0
 
 
+def _decoys(classes: DecoyClasses) -> DecoyIntensities:
+    return DecoyIntensities(classes.intensities[:3], classes.probabilities[:3])
+
+
 def _vacuum_and_single(
     counts: Sequence[float], classes: DecoyClasses, eps: float
 ) -> tuple[float, float]:
-    mu1, mu2, mu3 = classes.intensities[:3]
-    probs = classes.probabilities[:3]
-    total = float(sum(counts))
-    dev = math.sqrt(0.5 * total * math.log(EPS_TERMS / eps))
-    w = [math.exp(k) / p for k, p in zip((mu1, mu2, mu3), probs, strict=True)]
-    lo = [wk * (c - dev) for wk, c in zip(w, counts, strict=True)]
-    hi = [wk * (c + dev) for wk, c in zip(w, counts, strict=True)]
-    tau0 = sum(p * math.exp(-k) for k, p in zip((mu1, mu2, mu3), probs, strict=True))
-    tau1 = sum(p * k * math.exp(-k) for k, p in zip((mu1, mu2, mu3), probs, strict=True))
-    s0 = max(tau0 * (mu2 * lo[2] - mu3 * hi[1]) / (mu2 - mu3), 0.0)  # Eq. (2)
-    denom = mu1 * (mu2 - mu3) - mu2**2 + mu3**2
-    s1 = tau1 * mu1 * (lo[1] - hi[2] - (mu2**2 - mu3**2) / mu1**2 * (hi[0] - s0 / tau0)) / denom
-    return s0, s1  # s1: Eq. (3)
+    """s_0, s_1 of Lim et al. Eqs. (2)-(3) (``keyrate.lim2014``) from observed counts."""
+    dev = hoeffding_deviation(float(sum(counts)), eps)
+    s0, s1 = _decoys(classes).vacuum_and_single([float(c) for c in counts], dev)
+    return float(s0), float(s1)
 
 
 def _single_errors(errors: Sequence[float], classes: DecoyClasses, eps: float) -> float:
-    mu1, mu2, mu3 = classes.intensities[:3]
-    probs = classes.probabilities[:3]
-    total = float(sum(errors))
-    dev = math.sqrt(0.5 * total * math.log(EPS_TERMS / eps))
-    w = [math.exp(k) / p for k, p in zip((mu1, mu2, mu3), probs, strict=True)]
-    tau1 = sum(p * k * math.exp(-k) for k, p in zip((mu1, mu2, mu3), probs, strict=True))
-    return tau1 * (w[1] * (errors[1] + dev) - w[2] * (errors[2] - dev)) / (mu2 - mu3)  # Eq. (4)
+    """v_1 of Lim et al. Eq. (4) (``keyrate.lim2014``) from observed error counts."""
+    dev = hoeffding_deviation(float(sum(errors)), eps)
+    return float(_decoys(classes).single_errors([float(e) for e in errors], dev))
 
 
 def decoy_basis_bound(
@@ -139,22 +130,39 @@ def gllp_basis_bound(
     return BasisBound(key_bits, 0.0, s1, phase, max(entropy, 0.0))
 
 
+def basis_eps_sec(eps_sec: float, key_bases: int) -> float:
+    """The secrecy parameter each key basis' bound and overhead use: eps_sec / key_bases.
+
+    With one key basis (the default of ``qkd.link``) this is eps_sec itself: the protocol of
+    Lim et al. 2014 (key basis X, phase error from the test basis Z). With two key bases each
+    basis' Lim bound runs at eps_sec / 2 and the two shares are added (Lo, Chau, Ardehali,
+    J. Cryptology 18, 133 (2005) use both bases asymptotically; no finite-key proof is cited
+    for it here). Every estimation path (decoy, GLLP, BBM92) takes its eps from this one split.
+    """
+    if key_bases not in (1, 2):
+        raise ValueError(f"key_bases must be 1 or 2, not {key_bases!r}")
+    return eps_sec / key_bases
+
+
 def security_overhead_bits(eps_sec: float, bases: int) -> float:
-    """6 log2(21/eps) per key basis (Lim et al. Eq. (1)), eps_sec shared between the bases."""
-    return bases * 6.0 * math.log2(EPS_TERMS * bases / eps_sec)
+    """6 log2(21/eps) per key basis (Lim et al. Eq. (1)) at eps = basis_eps_sec(eps_sec, bases)."""
+    return bases * 6.0 * math.log2(EPS_TERMS / basis_eps_sec(eps_sec, bases))
 
 
 def secret_key_length(
     bounds: Sequence[BasisBound], leaked_ec_bits: int, verification_bits: int, eps_sec: float
 ) -> int:
-    """ell = sum of the bases' entropy - EC leakage - verification tag - security terms."""
-    used = [b for b in bounds if b.key_bits > 0]
-    if not used:
+    """ell = sum of the key bases' entropy - EC leakage - verification tag - security terms.
+
+    ``bounds`` holds one bound per key basis, each computed at basis_eps_sec(eps_sec,
+    len(bounds)): the split follows the number of key bases, not which of them saw detections.
+    """
+    if not any(b.key_bits > 0 for b in bounds):
         return 0
     ell = (
-        sum(b.entropy_bits for b in used)
+        sum(b.entropy_bits for b in bounds)
         - leaked_ec_bits
         - verification_bits
-        - security_overhead_bits(eps_sec / len(used), 1) * len(used)
+        - security_overhead_bits(eps_sec, len(bounds))
     )
     return max(math.floor(ell), 0)
