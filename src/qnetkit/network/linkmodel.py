@@ -91,14 +91,12 @@ class LinkModel:
     @staticmethod
     def _params(link: Link) -> Any:
         spec = get_protocol(link.qkd.protocol)
-        overrides: dict[str, Any] = {}
         fields = {f.name for f in dataclasses.fields(spec.params_type)}
-        for name in ("detector_efficiency", "dark_count_prob", "misalignment_error"):
-            value = getattr(link.qkd, name)
-            if value is not None and name in fields:
-                overrides[name] = value
+        # Device values the protocol has no field for are refused when the topology loads.
+        overrides = {k: v for k, v in link.qkd.param_overrides().items() if k in fields}
+        # A measured total loss enters as the fiber's attenuation plus its excess as lumped loss.
         for name, value in (("loss_db_per_km", link.loss_db_per_km),
-                            ("extra_loss_db", link.extra_loss_db)):
+                            ("extra_loss_db", link.lumped_loss_db)):
             if name in fields:
                 overrides[name] = value
         return spec.params_from(link.qkd.preset, overrides)

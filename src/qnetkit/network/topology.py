@@ -6,6 +6,7 @@ and every problem at once, not only the first.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -44,7 +45,31 @@ class QkdSystem(_Strict):
     detector_efficiency: float | None = Field(default=None, gt=0, le=1)
     dark_count_prob: float | None = Field(default=None, ge=0, lt=1)
     misalignment_error: float | None = Field(default=None, ge=0, le=0.5)
+    ec_efficiency: float | None = Field(default=None, ge=1, description="f_EC of the system")
+    sifting_factor: float | None = Field(default=None, gt=0, le=1,
+                                         description="kept fraction after basis sifting")
+    decoys: Literal["infinite", "vacuum+weak", "none"] | None = None  # "none": SARG04 only
+    mu: float | None = Field(default=None, gt=0, description="fixed signal intensity (photons)")
+    nu: float | None = Field(default=None, gt=0, description="fixed weak-decoy intensity")
     block_s: float = Field(default=60.0, gt=0, description="key block (estimation) period")
+    # Provenance, read by the published-rate comparison (tests, README): the real protocol when
+    # the registry has no model of it, where the device values come from, and whether any of
+    # them was chosen with the link's published rate in view (a calibration, not a check).
+    stand_in_for: str | None = Field(default=None, max_length=80,
+                                     description="the real protocol a registry one stands in for")
+    source: str = Field(default="", description="where the device values come from")
+    calibrated: bool = Field(
+        default=False, description="a device value was chosen with the published rate in view")
+
+    def param_overrides(self) -> dict[str, Any]:
+        """The protocol parameters this system sets (unset fields keep the preset's value)."""
+        return {name: getattr(self, name) for name in SYSTEM_PARAMS
+                if getattr(self, name) is not None}
+
+
+# QkdSystem fields passed to the protocol's parameter dataclass when set.
+SYSTEM_PARAMS = ("detector_efficiency", "dark_count_prob", "misalignment_error", "ec_efficiency",
+                 "sifting_factor", "decoys", "mu", "nu")
 
 
 class ClassicalChannelSpec(_Strict):
@@ -81,6 +106,9 @@ class Link(_Strict):
     length_km: float = Field(gt=0)
     loss_db_per_km: float = Field(default=0.2, ge=0)
     extra_loss_db: float = Field(default=0.0, ge=0)
+    loss_db: float | None = Field(default=None, ge=0, description=(
+        "measured total channel loss; replaces loss_db_per_km x length_km + extra_loss_db, the "
+        "part above the fiber's own attenuation counted as lumped loss"))
     qkd: QkdSystem = Field(default_factory=QkdSystem)
     classical_channels: list[ClassicalChannelSpec] = Field(default_factory=list)
     pool_capacity_bits: float = Field(default=1e8, gt=0)
@@ -92,12 +120,35 @@ class Link(_Strict):
                                        description="share of time a free-space link is clouded")
     published_rate_bps: float | None = Field(default=None, ge=0,
                                              description="published secret key rate, if any")
+    published_qber: float | None = Field(default=None, ge=0, le=0.5,
+                                         description="published QBER of the link, if any")
+    published_ref: str = Field(default="", description="where the published values are from")
 
     @model_validator(mode="after")
     def _ends(self) -> Link:
         if self.a == self.b:
             raise ValueError("a link needs two different end nodes")
+        if self.loss_db is not None:
+            # A measured total replaces the per-km estimate; both at once would be ambiguous.
+            if self.extra_loss_db:
+                raise ValueError("give either loss_db (measured total) or extra_loss_db, not both")
+            fiber = self.loss_db_per_km * self.length_km
+            if self.loss_db < fiber - 1e-9:
+                raise ValueError(f"loss_db {self.loss_db:g} dB is below the fiber's own "
+                                 f"{fiber:g} dB (loss_db_per_km x length_km)")
         return self
+
+    @property
+    def lumped_loss_db(self) -> float:
+        """Loss on top of the fiber's attenuation: the measured total's excess, or extra_loss_db."""
+        if self.loss_db is None:
+            return self.extra_loss_db
+        return self.loss_db - self.loss_db_per_km * self.length_km
+
+    @property
+    def total_loss_db(self) -> float:
+        """Channel loss from Alice to Bob's receiver (dB)."""
+        return self.loss_db_per_km * self.length_km + self.lumped_loss_db
 
 
 class Demand(_Strict):
@@ -196,6 +247,23 @@ def _reference_checks(data: Any) -> list[tuple[str, str]]:
     return problems
 
 
+def _system_checks(i: int, ln: Link, spec: Any) -> list[tuple[str, str]]:
+    """The link's device values must be parameters of its protocol and valid together."""
+    from qnetkit.errors import ParameterError
+
+    fields = {f.name for f in dataclasses.fields(spec.params_type)}
+    overrides = ln.qkd.param_overrides()
+    foreign = [name for name in overrides if name not in fields]
+    if foreign:
+        return [(f"links[{i}].qkd.{name}", f"not a parameter of {spec.name}")
+                for name in foreign]
+    try:
+        spec.params_from(ln.qkd.preset, overrides)
+    except ParameterError as exc:
+        return [(f"links[{i}].qkd", str(exc))]
+    return []
+
+
 def _model_checks(t: Topology) -> list[tuple[str, str]]:
     """Checks that need the validated model: protocols, presets, engines, passes."""
     from qnetkit.keyrate.registry import PROTOCOL_NAMES, get_protocol
@@ -211,6 +279,8 @@ def _model_checks(t: Topology) -> list[tuple[str, str]]:
             if ln.qkd.preset is not None and ln.qkd.preset not in spec.presets:
                 problems.append((f"links[{i}].qkd.preset", f"unknown preset {ln.qkd.preset!r} "
                                  f"(one of {', '.join(sorted(spec.presets))})"))
+            else:
+                problems += _system_checks(i, ln, spec)
         if ln.qkd.engine == "monte-carlo" and ln.qkd.protocol != "decoy-bb84":
             problems.append((f"links[{i}].qkd.engine",
                              "the Monte-Carlo engine runs decoy-bb84 only"))
