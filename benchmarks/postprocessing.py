@@ -22,8 +22,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA
 
 import numpy as np  # noqa: E402
 
-from qnetkit.cli.qkd_cmd import amplify_benchmark, reconcile_benchmark  # noqa: E402
 from qnetkit.keyrate.decoy_bb84 import PRESETS, decoy_bb84_key_rate  # noqa: E402
+from qnetkit.qkd.bench import amplify_benchmark, reconcile_benchmark  # noqa: E402
 from qnetkit.qkd.link import LinkConfig, simulate_link  # noqa: E402
 
 QBERS = (0.01, 0.02, 0.03, 0.05, 0.08, 0.10)

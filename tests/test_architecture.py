@@ -88,29 +88,69 @@ def test_docs_point_inside_the_repository() -> None:
         assert f"`qnetkit.{mentioned}`" in (ROOT / "docs" / "architecture.md").read_text()
 
 
-# Clocks that measure how long something took; `time.monotonic` stays allowed for deadlines
-# (waiting for a server), which bound a wait and assert nothing about speed.
-_STOPWATCHES = {"perf_counter", "perf_counter_ns", "process_time", "process_time_ns", "time"}
+# Clocks that only measure durations; `time.time()` is also a timestamp (stores take `now_s`),
+# so it counts only where an assertion uses it, and `time.monotonic` stays allowed for deadlines.
+_STOPWATCHES = {"perf_counter", "perf_counter_ns", "process_time", "process_time_ns"}
+
+
+def _clock_call(node: ast.AST, clocks: set[str]) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "time"
+        and node.func.attr in clocks
+    )
+
+
+def _wall_clock_offences(tree: ast.AST) -> list[int]:
+    """Lines that assert on a duration, or call a stopwatch at all."""
+    lines = [n.lineno for n in ast.walk(tree) if _clock_call(n, _STOPWATCHES)]
+    for func in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        timed: set[str] = set()  # names holding a clock reading or a difference of them
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign) and any(
+                _clock_call(v, {"time"}) or (isinstance(v, ast.Name) and v.id in timed)
+                for v in ast.walk(node.value)
+            ):
+                timed |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assert) and any(
+                _clock_call(v, {"time"}) or (isinstance(v, ast.Name) and v.id in timed)
+                for v in ast.walk(node.test)
+            ):
+                lines.append(node.lineno)
+    return sorted(set(lines))
 
 
 def test_unit_tests_assert_no_wall_clock_times() -> None:
     """Speed is measured in benchmarks/ (timings.py, medians), never asserted in unit tests."""
-    offenders = []
-    for path in sorted((ROOT / "tests").rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id == "time"
-                and node.attr in _STOPWATCHES
-            ) or (
-                isinstance(node, ast.ImportFrom)
-                and node.module == "time"
-                and any(a.name in _STOPWATCHES for a in node.names)
-            ):
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for line in _wall_clock_offences(ast.parse(path.read_text(), filename=str(path)))
+    ]
     assert offenders == []
+
+
+def test_the_wall_clock_check_finds_a_timed_assertion() -> None:
+    timed = ast.parse(
+        "import time\n"
+        "def test_fast():\n"
+        "    t0 = time.time()\n"
+        "    work()\n"
+        "    elapsed = time.time() - t0\n"
+        "    assert elapsed < 1.0\n"
+    )
+    stamp = ast.parse(
+        "import time\n"
+        "def test_store():\n"
+        "    store.put(key, now_s=time.time())\n"
+        "    assert store.count() == 1\n"
+    )
+    assert _wall_clock_offences(timed) == [6]
+    assert _wall_clock_offences(stamp) == []
+    assert _wall_clock_offences(ast.parse("import time\nx = time.perf_counter()\n")) == [2]
 
 
 def test_split_modules_keep_their_public_imports_and_stay_small() -> None:
@@ -135,3 +175,23 @@ def test_split_modules_keep_their_public_imports_and_stay_small() -> None:
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in parts}
     too_long = {name: n for name, n in sizes.items() if n > 500}
     assert too_long == {}
+
+
+_ALIASES = {"FloatArray", "IntArray", "BoolArray", "BitArray"}
+
+
+def test_array_type_aliases_are_defined_once() -> None:
+    """Every module imports its array aliases from ``qnetkit._types``; none defines its own."""
+    owners: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "src" / "qnetkit").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id in _ALIASES:
+                    owners.setdefault(t.id, []).append(str(path.relative_to(ROOT)))
+    assert owners == {name: ["src/qnetkit/_types.py"] for name in _ALIASES}

@@ -20,10 +20,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from qnetkit._types import FloatArray
 from qnetkit.cli.errors import CliUsageError
 from qnetkit.cli.output import emit_json
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve
+from qnetkit.keyrate.common import KeyRateCurve
 from qnetkit.keyrate.max_distance import max_distance_km
 from qnetkit.keyrate.plob import plob_bound
 from qnetkit.keyrate.registry import PROTOCOL_NAMES, ProtocolSpec, get_protocol

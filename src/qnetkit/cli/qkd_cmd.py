@@ -1,4 +1,8 @@
-"""``qnetkit qkd ...``: run a simulated QKD link end to end, or one post-processing stage alone."""
+"""``qnetkit qkd ...``: run a simulated QKD link end to end, or one post-processing stage alone.
+
+Flags and output only: the protocol is ``qkd.link``, the two-process runners ``qkd.tcp_run``, the
+stage benchmarks ``qkd.bench`` (``reconcile_benchmark``/``amplify_benchmark`` re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import dataclasses
 import math
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,33 +23,23 @@ from rich.table import Table
 
 from qnetkit.cli.errors import CliUsageError
 from qnetkit.cli.output import emit_json
-from qnetkit.keyrate.common import binary_entropy
 from qnetkit.keyrate.decoy_bb84 import PRESETS as DECOY_PRESETS
 from qnetkit.qkd.attacks import Attack
+from qnetkit.qkd.bench import amplify_benchmark, reconcile_benchmark
 from qnetkit.qkd.channel import (
     DEFAULT_MAX_FRAME_BYTES,
-    AuthKeyPool,
     ChannelError,
     TcpListener,
-    local_pair,
     parse_address,
-    run_parties,
-    tcp_connect,
 )
 from qnetkit.qkd.link import (
     RECONCILIATION_METHODS,
     LinkConfig,
     LinkResult,
-    alice_party,
-    bob_party,
-    make_reconciler,
-    preshared_auth_key,
-    run_quantum_stage,
     simulate_link,
 )
-from qnetkit.qkd.privacy import modified_toeplitz_hash, random_bits
 from qnetkit.qkd.quantum import DecoySourceParams, DetectorTimingParams
-from qnetkit.qkd.summary import summarise
+from qnetkit.qkd.tcp_run import run_alice_tcp, serve_bob
 
 app = typer.Typer(
     help="Simulated QKD links: photons to identical secret keys at both ends.",
@@ -259,33 +252,6 @@ def _print_run(stats: dict[str, Any]) -> None:
         console.print(f"[bold red]aborted:[/] {stats['abort_reason']}")
 
 
-def _run_with_peer(
-    config: LinkConfig, peer: str, progress: Any, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-) -> tuple[dict[str, Any], Any]:
-    """Alice here, Bob in another process at ``peer``; the config travels in the first message."""
-    start = time.perf_counter()
-    ep = tcp_connect("alice", peer, max_frame_bytes=max_frame_bytes)
-    try:
-        ep.send("setup", {"config": config.to_dict()})
-        alice_rec, _ = run_quantum_stage(config)
-        quantum_wall = time.perf_counter() - start
-        pool = AuthKeyPool(preshared_auth_key(config))
-        res = alice_party(ep, config, alice_rec, pool)
-        report = ep.recv("report").public
-    finally:
-        ep.close()
-    wall = time.perf_counter() - start
-    bob_view = dataclasses.replace(res, stats=report["stats"], stage_wall_s=report["stage_wall_s"])
-    stats = summarise(config, res, bob_view, quantum_wall, wall, int(report["leaked_channel"]))
-    # Across processes the keys are compared through verification (eps_cor), not directly.
-    stats["keys_match"] = bool(
-        report["key_bits"] == res.key.size and report["blocks_verified"] == res.stats["blocks"]
-        - res.stats["blocks_aborted"]
-    )
-    stats["keys_compared_by"] = "verification hash (eps_cor) across processes"
-    return stats, res.key
-
-
 @app.command("run")
 def run_cmd(
     length_km: float = typer.Option(10.0, "--length-km", help="fiber length (km)"),
@@ -386,7 +352,7 @@ def run_cmd(
     with _progress(True) as progress:
         try:
             if peer is not None:
-                stats, key = _run_with_peer(config, peer, progress, max_frame)
+                stats, key = run_alice_tcp(config, peer, max_frame)
             else:
                 result: LinkResult = simulate_link(config, progress=progress)
                 stats, key = result.stats, result.alice_key
@@ -431,21 +397,7 @@ def bob_cmd(
     finally:
         listener.close()
     try:
-        config = LinkConfig.from_dict(ep.recv("setup").public["config"])
-        _, bob_rec = run_quantum_stage(config)
-        pool = AuthKeyPool(preshared_auth_key(config))
-        res = bob_party(ep, config, bob_rec, pool)
-        with ep.stage("report"):
-            ep.send(
-                "report",
-                {
-                    "stats": res.stats,
-                    "stage_wall_s": res.stage_wall_s,
-                    "key_bits": int(res.key.size),
-                    "blocks_verified": res.stats["blocks"] - res.stats["blocks_aborted"],
-                    "leaked_channel": ep.log.leaked_bits("reconciliation"),
-                },
-            )
+        res = serve_bob(ep)
     except ChannelError as exc:
         raise CliUsageError(str(exc)) from None
     finally:
@@ -489,48 +441,6 @@ def reconcile_cmd(
         Console().print(out)
 
 
-def reconcile_benchmark(
-    method: str, qber: float, n: int, frames: int, seed: int
-) -> dict[str, Any]:
-    """Mean efficiency, frame error rate, throughput and round trips over random frames."""
-    rng = np.random.default_rng(seed)
-    effs: list[float] = []
-    failures = 0
-    uses = 0
-    wall = 0.0
-    for _ in range(frames):
-        alice_key = rng.integers(0, 2, n, dtype=np.uint8)
-        noise = (rng.random(n) < qber).astype(np.uint8)
-        bob_key = alice_key ^ noise
-        errors = int(noise.sum())
-        reconciler = make_reconciler(method)
-        a_ep, b_ep = local_pair()
-        a_rng = np.random.default_rng(rng.integers(2**63))
-        t = time.perf_counter()
-        _, b_res = run_parties(
-            lambda: reconciler.alice(a_ep, alice_key, qber, a_rng),  # noqa: B023
-            lambda: reconciler.bob(b_ep, bob_key, qber),  # noqa: B023
-            endpoints=(a_ep, b_ep),
-        )
-        wall += time.perf_counter() - t
-        if not np.array_equal(b_res.key, alice_key):
-            failures += 1
-        h = float(binary_entropy(np.asarray(errors / n)))
-        if h > 0:
-            effs.append(b_ep.log.leaked_bits() / (n * h))
-        uses += b_res.channel_uses
-    return {
-        "method": method,
-        "qber": qber,
-        "bits": n,
-        "frames": frames,
-        "ec_efficiency": float(np.mean(effs)) if effs else None,
-        "frame_error_rate": failures / frames,
-        "bits_per_s": n * frames / wall if wall > 0 else None,
-        "channel_uses": uses / frames,
-    }
-
-
 @app.command("amplify")
 def amplify_cmd(
     bits: str = typer.Option("1000000", "--bits", help="input block length (bits)"),
@@ -553,26 +463,6 @@ def amplify_cmd(
         emit_json(out)
     else:
         Console().print(out)
-
-
-def amplify_benchmark(n: int, m: int, repeat: int, seed: int) -> dict[str, Any]:
-    """Input bits per second of the protocol's PA (modified Toeplitz, fresh seed per block)."""
-    rng = np.random.default_rng(seed)
-    key = rng.integers(0, 2, n, dtype=np.uint8)
-    modified_toeplitz_hash(key, random_bits(rng, n - 1), m)  # warm-up (FFT plans)
-    wall = 0.0
-    for _ in range(repeat):
-        key = rng.integers(0, 2, n, dtype=np.uint8)
-        t = time.perf_counter()
-        modified_toeplitz_hash(key, random_bits(rng, n - 1), m)
-        wall += time.perf_counter() - t
-    return {
-        "bits": n,
-        "output_bits": m,
-        "repeat": repeat,
-        "seconds_per_block": wall / repeat,
-        "bits_per_s": n * repeat / wall,
-    }
 
 
 __all__ = ["amplify_benchmark", "app", "reconcile_benchmark"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.physics.validate import (
     check_nonnegative,
@@ -14,8 +15,6 @@ from qnetkit.physics.validate import (
     check_probability,
     nonnegative_array,
 )
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def as_float_array(values: npt.ArrayLike) -> FloatArray:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.bbm92 import (
     BBM92Params,
@@ -33,7 +34,7 @@ from qnetkit.keyrate.bbm92 import (
     optimise_lambda,
     pdc_gain_and_qber,
 )
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_length_array, binary_entropy
+from qnetkit.keyrate.common import KeyRateCurve, as_length_array, binary_entropy
 from qnetkit.physics.validate import check_probability
 
 TSIRELSON = 2.0 * math.sqrt(2.0)

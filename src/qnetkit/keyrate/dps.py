@@ -13,13 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from qnetkit.keyrate.common import (
-    FloatArray,
-    KeyRateCurve,
-    as_length_array,
-    binary_entropy,
-    check_link_params,
-)
+from qnetkit._types import FloatArray
+from qnetkit.keyrate.common import KeyRateCurve, as_length_array, binary_entropy, check_link_params
 from qnetkit.keyrate.optimize import golden_section_maximize
 from qnetkit.physics.fiber import fiber_transmittance
 from qnetkit.physics.validate import check_open_probability

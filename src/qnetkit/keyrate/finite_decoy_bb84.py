@@ -13,13 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import (
-    FloatArray,
-    KeyRateCurve,
-    as_length_array,
-    check_link_params,
-)
+from qnetkit.keyrate.common import KeyRateCurve, as_length_array, check_link_params
 from qnetkit.keyrate.finite_decoy_model import (
     DecoyProtocol,
     KeyLengthResult,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qnetkit.keyrate.common import FloatArray, binary_entropy
+from qnetkit._types import FloatArray
+from qnetkit.keyrate.common import binary_entropy
 from qnetkit.keyrate.lim2014 import (
     EPS_SPLIT,
     DecoyIntensities,

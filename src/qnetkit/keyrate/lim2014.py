@@ -13,9 +13,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from qnetkit._types import FloatArray
+
 Values = FloatArray | float
 
 EPS_SPLIT = 21.0

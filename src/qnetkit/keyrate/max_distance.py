@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve
+from qnetkit.keyrate.common import KeyRateCurve
 from qnetkit.physics.validate import check_nonnegative, check_positive
 
 Evaluator = Callable[[FloatArray], KeyRateCurve]

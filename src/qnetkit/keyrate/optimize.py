@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from qnetkit.keyrate.common import FloatArray
+from qnetkit._types import FloatArray
 
 _INV_PHI = (np.sqrt(5.0) - 1.0) / 2.0
 

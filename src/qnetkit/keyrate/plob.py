@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import FloatArray, KeyRateCurve, as_length_array
+from qnetkit.keyrate.common import KeyRateCurve, as_length_array
 from qnetkit.physics.fiber import fiber_transmittance
 from qnetkit.physics.validate import check_nonnegative, check_probability
 

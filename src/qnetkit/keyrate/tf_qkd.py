@@ -39,14 +39,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
-from qnetkit.keyrate.common import (
-    FloatArray,
-    KeyRateCurve,
-    as_length_array,
-    binary_entropy,
-    check_link_params,
-)
+from qnetkit.keyrate.common import KeyRateCurve, as_length_array, binary_entropy, check_link_params
 from qnetkit.keyrate.optimize import golden_section_maximize
 from qnetkit.keyrate.plob import plob_bound
 from qnetkit.physics.fiber import fiber_transmittance

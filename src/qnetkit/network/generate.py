@@ -23,12 +23,11 @@ from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
-import numpy.typing as npt
 import yaml
 
+from qnetkit._types import FloatArray, IntArray
+
 Model = Literal["waxman", "grid", "ring"]
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 NODE_SPACING_KM = 15.0  # mean distance between neighbouring nodes when area_km is not given
 ROUTE_FACTOR = 1.2  # fiber route length / straight-line distance

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params, decoy_bb84_key_rate, decoy_bb84_rate_at
 from qnetkit.keyrate.registry import get_protocol
 from qnetkit.network.topology import ClassicalChannelSpec, Link
 from qnetkit.physics.raman import ClassicalChannel, RamanNoiseModel
 
-FloatArray = npt.NDArray[np.float64]
 DAY_S = 86400.0
 QUANTUM_WAVELENGTH_NM = 1550.0
 FILTER_BANDWIDTH_NM = 0.6  # a 100 GHz DWDM channel filter

@@ -18,8 +18,8 @@ import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from qnetkit._types import FloatArray, IntArray
+
 HORIZON_S = 600.0
 PENALTY = 10.0
 

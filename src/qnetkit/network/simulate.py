@@ -23,14 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from qnetkit._types import BoolArray, FloatArray
 from qnetkit.network.linkmodel import DAY_S, LinkModel, ageing_factors
 from qnetkit.network.routing import HORIZON_S, Router, allocate
 from qnetkit.network.topology import Link, Topology
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 REAUTH_S = 600.0  # re-authentication of a link after repair or quarantine
 REPLAN_S = 900.0  # periodic re-plan of paths as pools drain and refill (congestion)
 MC_BLOCK_S = 3600.0  # Monte-Carlo links: one simulated block per hour of network time

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def _nonnegative(name: str, values: npt.ArrayLike) -> FloatArray:

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.physics.validate import check_nonnegative, nonnegative_array
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def db_to_transmittance(loss_db: npt.ArrayLike) -> FloatArray:

@@ -15,10 +15,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
 
-FloatArray = npt.NDArray[np.float64]
 Direction = Literal["co", "counter"]
 
 PLANCK_J_S = 6.62607015e-34

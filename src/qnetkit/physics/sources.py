@@ -14,10 +14,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import gammaln
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.physics.validate import check_nonnegative, check_probability
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def _counts(n: npt.ArrayLike) -> FloatArray:

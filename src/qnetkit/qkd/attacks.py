@@ -18,13 +18,13 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params, decoy_bb84_transmittance
 from qnetkit.physics.blinding import BlindingMonitorParams, apd_is_blinded, monitor_alarms
 from qnetkit.physics.sources import poisson_pmf
 from qnetkit.physics.validate import check_nonnegative, check_positive, check_probability
 
-FloatArray = npt.NDArray[np.float64]
 AttackKind = Literal["intercept-resend", "pns", "blinding"]
 ATTACK_KINDS: tuple[str, ...] = get_args(AttackKind)
 # Bob's outcome per pulse, relative to the detector that Alice's bit should fire.

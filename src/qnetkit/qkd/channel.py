@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-BitArray = npt.NDArray[np.uint8]
+from qnetkit._types import BitArray
+
 T = TypeVar("T")
 U = TypeVar("U")
 

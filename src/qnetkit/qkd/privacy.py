@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft as sfft
 
+from qnetkit._types import BitArray
 from qnetkit.qkd.channel import Endpoint
 
 try:  # FFTW is ~3x faster than pocketfft here; scipy remains the fallback.
@@ -29,7 +30,6 @@ try:  # FFTW is ~3x faster than pocketfft here; scipy remains the fallback.
 except ImportError:  # pragma: no cover - pyfftw is a declared dependency
     pyfftw = None
 
-BitArray = npt.NDArray[np.uint8]
 
 # The float32 transform is accepted only if every output lies this close to an integer;
 # the observed error at n = 1e6 is ~5e-4, so a wider residual means "recompute in float64".

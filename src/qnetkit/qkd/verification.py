@@ -12,12 +12,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
+from qnetkit._types import BitArray
 from qnetkit.qkd.channel import Endpoint
 
-BitArray = npt.NDArray[np.uint8]
 TAG_BITS = 128
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from qnetkit._types import FloatArray
+
 MAX_SERIES = 12  # links (and demands) drawn one by one; the rest are aggregated
 MAX_EVENT_ROWS = 500  # incident / alarm rows listed in the HTML
 MAX_EVENT_LABELS = 16  # incidents labelled on the time series
@@ -27,7 +29,6 @@ DEFAULT_QBER_ABORT = 0.11
 LINK_COLUMNS = ("rate_bps", "qber", "up", "pool_bits", "detector_efficiency")
 DEMAND_COLUMNS = ("delivered_bps", "fallback")
 
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
 class ReportError(Exception):

@@ -22,15 +22,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
+from qnetkit._types import FloatArray
 from qnetkit.ops.report._format import _mpl
-from qnetkit.ops.report.data import (
-    LABEL_NODES_MAX,
-    MAX_EVENT_LABELS,
-    MAX_SERIES,
-    FloatArray,
-    _Grid,
-    _Summary,
-)
+from qnetkit.ops.report.data import LABEL_NODES_MAX, MAX_EVENT_LABELS, MAX_SERIES, _Grid, _Summary
 
 
 def _png(fig: Figure) -> str:

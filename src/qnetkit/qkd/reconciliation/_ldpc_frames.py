@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import BitArray
 from qnetkit.errors import ParameterError
 from qnetkit.qkd.channel import ChannelError, Endpoint
 from qnetkit.qkd.reconciliation._ldpc_kernels import (
@@ -21,7 +22,6 @@ from qnetkit.qkd.reconciliation._ldpc_kernels import (
     layered_decode,
 )
 from qnetkit.qkd.reconciliation._ldpc_plan import MIN_QBER, TOPIC_STATUS, _Layout
-from qnetkit.qkd.reconciliation.base import BitArray
 
 Decoder = Literal["layered", "bp"]
 

@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-from qnetkit.qkd.reconciliation.base import BitArray
+from qnetkit._types import BitArray
 
 Int32Array = npt.NDArray[np.int32]
 F32Array = npt.NDArray[np.float32]

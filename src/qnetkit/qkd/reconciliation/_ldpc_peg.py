@@ -12,9 +12,9 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-IntArray = npt.NDArray[np.int64]
+from qnetkit._types import BitArray, IntArray
+
 Int32Array = npt.NDArray[np.int32]
-BitArray = npt.NDArray[np.uint8]
 
 # Deepest check level the PEG search beyond distance 1 may reach (its work budget in visited
 # edges is the kernel's ``budget`` argument, ``ldpc_codes._BFS_BUDGET``).

@@ -10,14 +10,12 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from qnetkit._types import IntArray
 from qnetkit.keyrate.common import binary_entropy
 from qnetkit.qkd.channel import ChannelError
 from qnetkit.qkd.reconciliation._ldpc_kernels import Int32Array
 from qnetkit.qkd.reconciliation.ldpc_codes import FAMILIES, LdpcCode, get_code
-
-IntArray = npt.NDArray[np.int64]
 
 TOPIC_SYNDROME = "ldpc.syndrome"
 TOPIC_REVEAL = "ldpc.reveal"

@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
+from qnetkit._types import BitArray
 from qnetkit.qkd.channel import Endpoint
-
-BitArray = npt.NDArray[np.uint8]
 
 
 @dataclass

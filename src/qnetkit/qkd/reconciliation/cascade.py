@@ -76,13 +76,13 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import BitArray, IntArray
 from qnetkit.qkd.channel import ChannelError, Endpoint
 from qnetkit.qkd.reconciliation import _cascade_kernels as _k
-from qnetkit.qkd.reconciliation.base import BitArray, ReconciliationResult
+from qnetkit.qkd.reconciliation.base import ReconciliationResult
 
 Variant = Literal["optimized", "original"]
 Schedule = Literal["tuned", "paper", "lean"]
-IntArray = npt.NDArray[np.int64]
 
 # An estimate below this is treated as this (the block sizes diverge as Q -> 0); 1e-3 keeps the
 # first blocks at 512-1024 bits, which still corrects a small true error rate.

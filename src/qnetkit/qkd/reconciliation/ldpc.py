@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qnetkit._types import BitArray, IntArray
 from qnetkit.errors import ParameterError
 from qnetkit.qkd.channel import ChannelError, Endpoint, Message
 from qnetkit.qkd.reconciliation._ldpc_frames import (
@@ -84,14 +85,13 @@ from qnetkit.qkd.reconciliation._ldpc_plan import (
     TOPIC_STATUS,
     TOPIC_SYNDROME,
     FramePlan,
-    IntArray,
     _Layout,
     _layout,
     extra_parity_rows,
     parity_weight,
     plan_frames,
 )
-from qnetkit.qkd.reconciliation.base import BitArray, ReconciliationResult
+from qnetkit.qkd.reconciliation.base import ReconciliationResult
 from qnetkit.qkd.reconciliation.ldpc_codes import FAMILIES, LdpcCode, get_code
 
 __all__ = [

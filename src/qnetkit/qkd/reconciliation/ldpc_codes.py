@@ -54,6 +54,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from qnetkit import diskcache
+from qnetkit._types import BitArray, IntArray
 from qnetkit.errors import ParameterError
 from qnetkit.qkd.reconciliation import _ldpc_peg
 from qnetkit.qkd.reconciliation._ldpc_peg import (
@@ -63,9 +64,7 @@ from qnetkit.qkd.reconciliation._ldpc_peg import (
     syndrome_kernel,
 )
 
-IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
-BitArray = npt.NDArray[np.uint8]
 
 # Work budget of the PEG search beyond distance 1, in visited edges (300: a larger budget costs
 # seconds at n = 2^17 and made no measurable FER difference). The search itself, with its depth
