@@ -174,6 +174,23 @@ def _empty_stats() -> dict[str, Any]:
     }
 
 
+
+def _drop_sample(
+    key: BitArray, basis: BitArray, cls: BitArray, sample: npt.NDArray[np.int64]
+) -> tuple[BitArray, BitArray, BitArray]:
+    """The sampled positions are public now: both parties discard them (never key, never EC)."""
+    keep = np.ones(key.size, dtype=bool)
+    keep[sample] = False
+    return key[keep], basis[keep], cls[keep]
+
+
+def _check_sample_qber(config: LinkConfig, qber_est: float) -> None:
+    if qber_est > config.abort_qber:
+        raise BlockAbortError(
+            f"QBER {100 * qber_est:.1f} % in the sample is above the abort threshold "
+            f"{100 * config.abort_qber:.1f} %"
+        )
+
 def _alice_block(
     ep: Endpoint,
     config: LinkConfig,
@@ -193,15 +210,9 @@ def _alice_block(
         sample = np.sort(rng.choice(key.size, size=k, replace=False)) if k else np.zeros(0, int)
         ep.send("pe.sample", {"positions": sample.astype(np.int64)}, leaked=key[sample])
         qber_est = float(ep.recv("pe.qber").public["qber"])
-    keep = np.ones(key.size, dtype=bool)
-    keep[sample] = False
-    key, basis, cls = key[keep], basis[keep], cls[keep]
+    key, basis, cls = _drop_sample(key, basis, cls, sample)
     timer.add("estimation", t)
-    if qber_est > config.abort_qber:
-        raise BlockAbortError(
-            f"QBER {100 * qber_est:.1f} % in the sample is above the abort threshold "
-            f"{100 * config.abort_qber:.1f} %"
-        )
+    _check_sample_qber(config, qber_est)
     # Counts per (basis, class) of key and test bits alike, before the test bits leave.
     counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
     test = _test_mask(config, basis)
@@ -287,15 +298,9 @@ def _bob_block(
         ep.send("pe.qber", {"qber": qber_est})
     stats["sample_bits"] += int(sample.size)
     stats["sample_errors"] += sample_errors
-    keep = np.ones(key.size, dtype=bool)
-    keep[sample] = False
-    key, basis, cls = key[keep], basis[keep], cls[keep]
+    key, basis, cls = _drop_sample(key, basis, cls, sample)
     timer.add("estimation", t)
-    if qber_est > config.abort_qber:
-        raise BlockAbortError(
-            f"QBER {100 * qber_est:.1f} % in the sample is above the abort threshold "
-            f"{100 * config.abort_qber:.1f} %"
-        )
+    _check_sample_qber(config, qber_est)
     counts = _counts(basis, cls, np.ones(key.size, dtype=bool), n_cls)
     test = _test_mask(config, basis)
     test_errors = np.zeros((2, n_cls), dtype=np.int64)
