@@ -47,19 +47,55 @@ def test_run_json_has_every_field_and_matching_keys() -> None:
 
 
 def test_human_output_shows_the_qber_interval_and_sample() -> None:
-    proc = run("qkd", "run", "--length-km", "10", "--pulses", "1e7", "--seed", "3")
+    # 1e8 pulses: at 1e7 the finite-key bound leaves no key, and a run without key exits 1.
+    proc = run("qkd", "run", "--length-km", "10", "--pulses", "1e8", "--seed", "3")
     assert proc.returncode == 0, proc.stderr
     assert "QBER 95 % CI" in proc.stdout and "QBER sample bits" in proc.stdout
     assert "eps_sec per block / run" in proc.stdout
 
 
-def test_intercept_resend_run_aborts_with_reason() -> None:
-    proc = run("qkd", "run", "--length-km", "10", "--pulses", "1e7", "--seed", "1",
-               "--attack", "intercept-resend", "--attack-fraction", "1", "--json")
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+def test_aborted_run_exits_1_with_its_reason_and_no_keys_match() -> None:
+    # Full intercept-resend (Bennett et al., J. Cryptology 5, 3 (1992)): sifted intercepted
+    # photons err with 1/4 + e_d/2 = 26.65 % at gys2004's e_d = 3.3 %, above the 11 % abort.
+    args = ("qkd", "run", "--length-km", "10", "--pulses", "1e7", "--seed", "1",
+            "--attack", "intercept-resend", "--attack-fraction", "1")
+    proc = run(*args, "--json")
+    assert proc.returncode == 1, proc.stderr  # 1: valid input, no key (2 is for bad input)
+    out = json.loads(proc.stdout)  # the report is still one JSON object on stdout
     assert out["aborted"] is True and out["secret_key_bits"] == 0
-    assert "abort threshold" in out["abort_reason"]
+    assert out["keys_match"] is None  # no keys: nothing matched, nothing differed
+    reason = out["abort_reason"]
+    assert reason.startswith("QBER ") and "above the abort threshold 11.0 %" in reason
+    sample_qber = float(reason.split("QBER ")[1].split(" %")[0]) / 100
+    assert sample_qber == pytest.approx(0.25 + 0.5 * 0.033, abs=0.04)  # 1024-bit sample
+    assert proc.stderr.splitlines() == [f"qnetkit: aborted: {reason}"]
+    human = run(*args)
+    assert human.returncode == 1
+    assert human.stderr.splitlines() == [f"qnetkit: aborted: {reason}"]
+    assert "keys match" in human.stdout and "- (no key)" in human.stdout
+
+
+def test_cli_and_python_api_take_the_same_options_and_give_the_same_run() -> None:
+    # The README's promise: `simulate_link(attack="intercept-resend", attack_fraction=0.3)` is
+    # `qnetkit qkd run --attack intercept-resend --attack-fraction 0.3`, run for run.
+    from qnetkit.qkd import Attack, simulate_link
+
+    proc = run("qkd", "run", "--length-km", "10", "--pulses", "1e7", "--seed", "4",
+               "--attack", "intercept-resend", "--attack-fraction", "0.3", "--json")
+    cli = json.loads(proc.stdout)
+    by_name = simulate_link(length_km=10, pulses=10**7, seed=4, attack="intercept-resend",
+                            attack_fraction=0.3).stats
+    by_object = simulate_link(length_km=10, pulses=10**7, seed=4,
+                              attack=Attack("intercept-resend", fraction=0.3)).stats
+    assert cli["attack"] == {"kind": "intercept-resend", "fraction": 0.3, "blinding_power_w": None}
+    for key in ("attack", "pulses", "sifted_bits", "qber", "qber_errors", "qber_sample_bits",
+                "phase_error_bound", "leaked_ec_bits", "secret_key_bits", "keys_match",
+                "aborted", "abort_reason"):
+        assert cli[key] == by_name[key] == by_object[key], key
+    # A 30 % attack lifts the QBER from gys2004's ~3.4 % by ~0.3 x 1/4 of the sifted clicks
+    # (tests/qkd/test_link.py checks the exact expectation): far from the honest value.
+    assert 0.08 < cli["qber"] < 0.11 and cli["sifted_bits"] > 20_000
+    assert proc.returncode == (1 if cli["aborted"] else 0)
 
 
 @pytest.mark.parametrize(
@@ -76,6 +112,8 @@ def test_intercept_resend_run_aborts_with_reason() -> None:
         (("--peer", "nowhere"), "nowhere"),
         (("--key-bases", "3"), "--key-bases"),
         (("--blinding-power-w", "1e-3"), "--blinding-power-w"),
+        (("--attack-fraction", "0.3"), "--attack-fraction 0.3: needs an attack"),
+        (("--protocol", "bbm92", "--attack", "pns"), "--attack 'pns': photon-number splitting"),
         (("--attack", "blinding", "--blinding-power-w", "-1"), "--blinding-power-w"),
         (("--max-frame-mib", "0"), "--max-frame-mib"),
     ],
@@ -121,6 +159,28 @@ def test_two_processes_over_tcp_give_the_one_process_key(tmp_path: Path) -> None
     assert remote["secret_key_bits"] == single["secret_key_bits"]
     assert remote["leaked_ec_bits"] == single["leaked_ec_bits"]
     assert json.loads(bob_out)["secret_key_bits"] == single["secret_key_bits"]
+
+
+def test_aborted_run_over_tcp_exits_1_on_both_sides_with_no_keys_match() -> None:
+    port = _free_port()
+    bob = subprocess.Popen(
+        [str(QNETKIT), "qkd", "bob", "--listen", f"127.0.0.1:{port}", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        alice = run("qkd", "run", "--peer", f"127.0.0.1:{port}", "--pulses", "1e7", "--seed",
+                    "1", "--attack", "intercept-resend", "--json")
+        bob_out, bob_err = bob.communicate(timeout=120)
+    finally:
+        bob.kill()
+    assert alice.returncode == 1 and bob.returncode == 1, (alice.stderr, bob_err)
+    remote, bob_view = json.loads(alice.stdout), json.loads(bob_out)
+    # Across processes as in one: no keys, so keys_match is null, not "true" for two empties.
+    assert remote["keys_match"] is None and remote["aborted"] is True
+    assert bob_view["aborted"] is True and bob_view["abort_reason"] == remote["abort_reason"]
+    assert "above the abort threshold" in remote["abort_reason"]
+    assert alice.stderr.splitlines() == [f"qnetkit: aborted: {remote['abort_reason']}"]
+    assert bob_err.splitlines() == [f"qnetkit: aborted: {remote['abort_reason']}"]
 
 
 def test_reconcile_and_amplify_commands() -> None:
@@ -225,7 +285,7 @@ def test_key_file_never_exists_with_looser_mode_than_0600(tmp_path: Path) -> Non
 def test_key_out_under_umask_0_is_0600(tmp_path: Path) -> None:
     out = tmp_path / "k.key"
     proc = subprocess.run(
-        [str(QNETKIT), "qkd", "run", "--pulses", "1e7", "--seed", "2", "--json",
+        [str(QNETKIT), "qkd", "run", "--pulses", "1e8", "--seed", "2", "--json",
          "--key-out", str(out)],
         capture_output=True, text=True, timeout=300, check=False, umask=0,
     )

@@ -6,7 +6,6 @@ stage benchmarks ``qkd.bench`` (``reconcile_benchmark``/``amplify_benchmark`` re
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys
@@ -23,8 +22,7 @@ from rich.table import Table
 
 from qnetkit.cli.errors import CliUsageError
 from qnetkit.cli.output import emit_json
-from qnetkit.keyrate.decoy_bb84 import PRESETS as DECOY_PRESETS
-from qnetkit.qkd.attacks import Attack
+from qnetkit.qkd.attacks import ATTACK_KINDS, DEFAULT_BLINDING_POWER_W
 from qnetkit.qkd.bench import amplify_benchmark, reconcile_benchmark
 from qnetkit.qkd.channel import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -36,19 +34,15 @@ from qnetkit.qkd.link import (
     RECONCILIATION_METHODS,
     LinkConfig,
     LinkResult,
+    make_link_config,
     simulate_link,
 )
-from qnetkit.qkd.quantum import DecoySourceParams, DetectorTimingParams
 from qnetkit.qkd.tcp_run import run_alice_tcp, serve_bob
 
 app = typer.Typer(
     help="Simulated QKD links: photons to identical secret keys at both ends.",
     no_args_is_help=True,
 )
-ATTACKS = ("intercept-resend", "pns", "blinding")
-# CW power Eve shines on Bob's APDs when --attack blinding gives none: ~1 mW, the CW power
-# reported for the 2010 demonstration of Lydersen et al. (Merali, Nature News, 29 Aug 2010).
-DEFAULT_BLINDING_POWER_W = 1e-3
 MIB = 2**20
 
 
@@ -105,7 +99,7 @@ def build_config(
     reconciliation: str,
     seed: int,
     attack: str | None,
-    attack_fraction: float,
+    attack_fraction: float | None,
     intensities: str | None,
     intensity_probs: str | None,
     basis_prob_z: float | None,
@@ -119,76 +113,39 @@ def build_config(
     blinding_power_w: float | None = None,
     key_bases: int = 1,
 ) -> LinkConfig:
-    """Validate the flags and assemble a LinkConfig (ParameterError / CliUsageError on misuse)."""
-    if preset not in DECOY_PRESETS:
-        raise CliUsageError(
-            f"--preset {preset!r}: unknown preset (known: {', '.join(sorted(DECOY_PRESETS))})"
-        )
-    if protocol not in ("decoy-bb84", "bbm92"):
-        raise CliUsageError(f"--protocol {protocol!r}: must be decoy-bb84 or bbm92")
-    if reconciliation not in RECONCILIATION_METHODS:
-        raise CliUsageError(
-            f"--reconciliation {reconciliation!r}: must be one of "
-            f"{', '.join(RECONCILIATION_METHODS)}"
-        )
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "detector_efficiency": detector_efficiency,
-            "dark_count_prob": dark_count_prob,
-            "misalignment_error": misalignment_error,
-            "loss_db_per_km": loss_db_per_km,
-        }.items()
-        if v is not None
+    """Turn the text flags into values and build the LinkConfig as the Python API does.
+
+    Only the parsing of text (counts such as 1e8, comma-separated lists) is done here; every
+    option goes by the same name to ``qkd.make_link_config``, the builder ``simulate_link``
+    uses, so a run from the command line and one from Python with the same options are the
+    same run. Its ParameterError is printed by ``cli.main`` as ``--flag value: reason``.
+    """
+    options: dict[str, Any] = {
+        "protocol": protocol,
+        "preset": preset,
+        "length_km": length_km,
+        "pulses": _count("pulses", pulses),
+        "reconciliation": reconciliation,
+        "seed": seed,
+        "attack": attack,
+        "attack_fraction": attack_fraction,
+        "intensities": None if intensities is None else _floats("intensities", intensities),
+        "intensity_probs": (
+            None if intensity_probs is None else _floats("intensity-probs", intensity_probs)
+        ),
+        "basis_prob_z": basis_prob_z,
+        "dead_time_s": dead_time_s,
+        "detector_efficiency": detector_efficiency,
+        "dark_count_prob": dark_count_prob,
+        "misalignment_error": misalignment_error,
+        "loss_db_per_km": loss_db_per_km,
+        "block_bits": None if block_bits is None else _count("block-bits", block_bits, 4096),
+        "eps_sec": eps_sec,
+        "blinding_power_w": blinding_power_w,
+        "key_bases": key_bases,
     }
-    link = dataclasses.replace(DECOY_PRESETS[preset], **overrides)
-    src_kw: dict[str, Any] = {}
-    if intensities is not None:
-        src_kw["intensities"] = _floats("intensities", intensities)
-    if intensity_probs is not None:
-        src_kw["intensity_probs"] = _floats("intensity-probs", intensity_probs)
-    if basis_prob_z is not None:
-        src_kw["basis_prob_z"] = basis_prob_z
-    source = DecoySourceParams(**src_kw)
-    timing = DetectorTimingParams() if dead_time_s is None else DetectorTimingParams(
-        dead_time_s=dead_time_s
-    )
-    atk = None
-    if attack is not None:
-        if attack not in ATTACKS:
-            raise CliUsageError(f"--attack {attack!r}: must be one of {', '.join(ATTACKS)}")
-        power = None
-        if attack == "blinding":
-            power = DEFAULT_BLINDING_POWER_W if blinding_power_w is None else blinding_power_w
-        elif blinding_power_w is not None:
-            raise CliUsageError("--blinding-power-w: only with --attack blinding")
-        atk = Attack(
-            kind=attack,  # type: ignore[arg-type]
-            fraction=attack_fraction,
-            blinding_power_w=power,
-        )
-    elif blinding_power_w is not None:
-        raise CliUsageError("--blinding-power-w: only with --attack blinding")
-    extra: dict[str, Any] = {}
-    if block_bits is not None:
-        extra["block_bits"] = _count("block-bits", block_bits, 4096)
-    if eps_sec is not None:
-        extra["eps_sec"] = eps_sec
-    if key_bases not in (1, 2):
-        raise CliUsageError(f"--key-bases {key_bases!r}: must be 1 or 2")
-    extra["key_bases"] = key_bases
-    return LinkConfig(
-        protocol=protocol,  # type: ignore[arg-type]
-        length_km=length_km,
-        pulses=_count("pulses", pulses),
-        link=link,
-        source=source,
-        timing=timing,
-        reconciliation=reconciliation,
-        attack=atk,
-        seed=seed,
-        **extra,
-    )
+    # An absent flag keeps the LinkConfig default, as an absent keyword does in Python.
+    return make_link_config(**{k: v for k, v in options.items() if v is not None})
 
 
 def _write_key(path: Path | None, key: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
@@ -237,7 +194,7 @@ def _print_run(stats: dict[str, Any]) -> None:
         ("EC efficiency f", "-" if eff is None else f"{eff:.3f}"),
         ("secret key bits", f"{stats['secret_key_bits']:,}"),
         ("key rate per pulse", f"{stats['key_rate_per_pulse']:.3e}"),
-        ("keys match", str(stats["keys_match"])),
+        ("keys match", "- (no key)" if stats["keys_match"] is None else str(stats["keys_match"])),
         ("eps_sec per block / run", f"{stats['eps_sec_per_block']:.1e} / "
                                     f"{stats['eps_sec_run']:.1e}"),
         ("eps_cor run", f"{stats['eps_cor_run']:.1e}"),
@@ -248,8 +205,18 @@ def _print_run(stats: dict[str, Any]) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+
+
+def _exit_if_aborted(stats: dict[str, Any]) -> None:
+    """A run that ended without a key exits 1 with its reason as one line on stderr.
+
+    1, not 2: the input was valid (2 is for bad input) but the link refused to make a key,
+    e.g. because the QBER was above the abort threshold. The report is on stdout already.
+    """
     if stats["aborted"]:
-        console.print(f"[bold red]aborted:[/] {stats['abort_reason']}")
+        reason = " ".join(str(stats["abort_reason"]).split())  # one line, whatever the reason
+        sys.stderr.write(f"qnetkit: aborted: {reason}\n")
+        raise typer.Exit(1)
 
 
 @app.command("run")
@@ -263,10 +230,10 @@ def run_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="seed of the simulation's random streams"),
     attack: str | None = typer.Option(
-        None, "--attack", help="eavesdropper: intercept-resend | pns | blinding"
+        None, "--attack", help=f"eavesdropper: {' | '.join(ATTACK_KINDS)}"
     ),
-    attack_fraction: float = typer.Option(
-        1.0, "--attack-fraction", help="fraction of pulses attacked"
+    attack_fraction: float | None = typer.Option(
+        None, "--attack-fraction", help="fraction of pulses attacked, with --attack (default 1)"
     ),
     intensities: str | None = typer.Option(
         None, "--intensities", help="signal,decoy,vacuum intensities (default 0.4,0.17,0)"
@@ -305,7 +272,8 @@ def run_cmd(
     blinding_power_w: float | None = typer.Option(
         None,
         "--blinding-power-w",
-        help="CW power Eve shines on Bob's APDs with --attack blinding (default 1e-3 W)",
+        help="CW power Eve shines on Bob's APDs with --attack blinding "
+        f"(default {DEFAULT_BLINDING_POWER_W:g} W)",
     ),
     max_frame_mib: float = typer.Option(
         DEFAULT_MAX_FRAME_BYTES / MIB,
@@ -363,6 +331,7 @@ def run_cmd(
         emit_json(stats)
     else:
         _print_run(stats)
+    _exit_if_aborted(stats)
 
 
 def _max_frame_bytes(mib: float) -> int:
@@ -403,17 +372,22 @@ def bob_cmd(
     finally:
         ep.close()
     _write_key(key_out, res.key)
+    reasons = list(dict.fromkeys(res.stats["abort_reasons"]))
+    aborted = res.key.size == 0
     summary = {
         "role": "bob",
         "secret_key_bits": int(res.key.size),
         "sifted_bits": res.stats["sifted_bits"],
         "leaked_ec_bits": res.stats["leaked_ec_bits"],
+        "aborted": aborted,
+        "abort_reason": (reasons[0] if reasons else "no sifted bits") if aborted else None,
         "abort_reasons": res.stats["abort_reasons"],
     }
     if as_json:
         emit_json(summary)
     else:
         Console().print(summary)
+    _exit_if_aborted(summary)
 
 
 @app.command("reconcile")

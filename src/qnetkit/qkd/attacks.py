@@ -12,8 +12,9 @@ and Bob's APD and monitor (:mod:`qnetkit.physics.blinding`), not from the attack
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, get_args
+import numbers
+from dataclasses import dataclass, replace
+from typing import Literal, TypeGuard, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,9 @@ OUTCOMES = ("none", "correct", "wrong", "double")
 # Photon-number sums stop where the Poisson tail is below this (it is then below float precision
 # of the probabilities it is added to).
 POISSON_TAIL = 1e-16
+# CW power Eve shines on Bob's APDs when a blinding attack is named without one: ~1 mW, the CW
+# power reported for the 2010 demonstration of Lydersen et al. (Merali, Nature News, 29 Aug 2010).
+DEFAULT_BLINDING_POWER_W = 1e-3
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,56 @@ class Attack:
         if self.kind == "blinding" and self.fraction > 0.0 and self.blinding_power_w is not None:
             return self.blinding_power_w
         return 0.0
+
+
+def _real(value: object) -> TypeGuard[numbers.Real]:
+    # bool is an int subclass: True is no fraction. NumPy scalars register as numbers.Real.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def as_attack(
+    attack: object,
+    fraction: object = None,
+    blinding_power_w: object = None,
+) -> Attack | None:
+    """The attack named by the command-line options, as an :class:`Attack` (None: no Eve).
+
+    ``attack`` is a name (``intercept-resend`` | ``pns`` | ``blinding``, as ``--attack``), an
+    ``Attack`` or None; ``fraction`` (``--attack-fraction``, default 1) and ``blinding_power_w``
+    (``--blinding-power-w``, default ``DEFAULT_BLINDING_POWER_W`` for a named blinding attack)
+    replace the attack's own values when given. A wrong type or name is a ParameterError naming
+    the option and its allowed values.
+    """
+    if isinstance(attack, str):
+        if attack not in ATTACK_KINDS:
+            raise ParameterError("attack", attack, f"must be one of {', '.join(ATTACK_KINDS)}")
+        power = DEFAULT_BLINDING_POWER_W if attack == "blinding" else None
+        base: Attack | None = Attack(attack, 1.0, power)  # type: ignore[arg-type]
+    elif attack is None or isinstance(attack, Attack):
+        base = attack
+    else:
+        raise ParameterError(
+            "attack",
+            attack,
+            f"must be an attack name ({', '.join(ATTACK_KINDS)}), an Attack or None",
+        )
+    if fraction is not None:
+        if base is None:
+            raise ParameterError(
+                "attack_fraction", fraction, f"needs an attack ({', '.join(ATTACK_KINDS)})"
+            )
+        if not _real(fraction) or not 0.0 <= float(fraction) <= 1.0:
+            raise ParameterError("attack_fraction", fraction, "must be a number in [0, 1]")
+        base = replace(base, fraction=float(fraction))
+    if blinding_power_w is not None:
+        if base is None or base.kind != "blinding":
+            raise ParameterError(
+                "blinding_power_w", blinding_power_w, "only with a blinding attack"
+            )
+        if not _real(blinding_power_w):
+            raise ParameterError("blinding_power_w", blinding_power_w, "must be a number > 0 (W)")
+        base = replace(base, blinding_power_w=float(blinding_power_w))
+    return base
 
 
 def blinding_alarm(attack: Attack | None, monitor: BlindingMonitorParams | None = None) -> bool:

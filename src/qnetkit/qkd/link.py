@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from qnetkit.qkd.link_config import (
     ProtocolName,
     key_basis,
 )
+from qnetkit.qkd.link_options import LINK_EXTRA_OPTIONS, LINK_OPTIONS, make_link_config
 from qnetkit.qkd.link_steps import (
     STAGES,
     BlockAbortError,
@@ -59,6 +60,8 @@ from qnetkit.qkd.reconciliation.base import Reconciler
 from qnetkit.qkd.summary import summarise
 
 __all__ = [
+    "LINK_EXTRA_OPTIONS",
+    "LINK_OPTIONS",
     "RECONCILIATION_METHODS",
     "STAGES",
     "BitArray",
@@ -70,6 +73,7 @@ __all__ = [
     "alice_party",
     "bob_party",
     "key_basis",
+    "make_link_config",
     "make_reconciler",
     "preshared_auth_key",
     "run_quantum_stage",
@@ -226,14 +230,24 @@ def simulate_link(
     config: LinkConfig | None = None,
     *,
     progress: Callable[[str, int, int], None] | None = None,
-    **overrides: Any,
+    **options: Any,
 ) -> LinkResult:
     """Run a whole link in this process (Alice in a thread, Bob here) and return both keys.
 
-    ``simulate_link(length_km=25, pulses=10**8, reconciliation="ldpc", seed=3)`` works too:
-    keyword overrides replace fields of ``config`` (default ``LinkConfig()``).
+    The options are those of ``qnetkit qkd run``, by the same names and values (dashes become
+    underscores), applied to ``config`` (default ``LinkConfig()``) by ``make_link_config``, the
+    function the command line builds its configuration with; the same options and seed give
+    the same run. An eavesdropper is given by name or as an ``Attack``::
+
+        simulate_link(length_km=25, pulses=10**8, reconciliation="ldpc", seed=3)
+        simulate_link(pulses=10**7, seed=4, attack="intercept-resend", attack_fraction=0.3)
+        simulate_link(pulses=10**7, seed=4, attack=Attack("intercept-resend", fraction=0.3))
+
+    A wrong name or type (``attack=3``, ``attack="laser"``, ``attack_fraction="x"``, an unknown
+    option) raises ``qnetkit.errors.ParameterError`` naming the option and its allowed values,
+    before anything runs. ``LinkResult.keys_match`` is None when the run produced no key.
     """
-    cfg = replace(config or LinkConfig(), **overrides) if overrides else (config or LinkConfig())
+    cfg = make_link_config(config, **options)
     start = time.perf_counter()
     q_progress = None if progress is None else (lambda done: progress("quantum", done, cfg.pulses))
     alice_rec, bob_rec = run_quantum_stage(cfg, q_progress)

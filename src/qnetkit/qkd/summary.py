@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import betaincinv
 
 from qnetkit.keyrate.common import binary_entropy
+from qnetkit.qkd.link_config import compare_keys
 
 if TYPE_CHECKING:
     from qnetkit.qkd.link import LinkConfig, PartyResult
@@ -55,7 +56,8 @@ def summarise(
     independent trials). ``eps_sec_run`` = blocks x ``eps_sec_per_block`` (every block
     post-processed counts, keyed or aborted); ``eps_cor_run``: sum of eps_cor over the blocks
     that reached verification; ``eps_qkd_run`` = their sum, the run's key being that secure
-    (Lim et al. 2014 Sec. II: eps_sec + eps_cor).
+    (Lim et al. 2014 Sec. II: eps_sec + eps_cor). ``keys_match`` is None when neither party has
+    a key; ``aborted`` (no secret key) always comes with its ``abort_reason``.
     """
     st = bob.stats
     n_ec = st["reconciled_bits"]
@@ -75,6 +77,9 @@ def summarise(
     secret = int(min(alice.key.size, bob.key.size))
     aborted = secret == 0
     reasons = list(dict.fromkeys(st["abort_reasons"]))
+    if aborted and not reasons:
+        # No block was post-processed, so no block gave a reason: say why there is no key.
+        reasons = [f"no key: {st['sifted_bits']} sifted bits, too few to post-process"]
     eps_sec_run = st["blocks"] * config.eps_sec
     return {
         "protocol": config.protocol,
@@ -100,7 +105,7 @@ def summarise(
         "auth_bits_consumed": st["auth_bits_consumed"],
         "secret_key_bits": secret,
         "key_rate_per_pulse": secret / config.pulses,
-        "keys_match": bool(np.array_equal(alice.key, bob.key)),
+        "keys_match": compare_keys(alice.key, bob.key),
         "aborted": aborted,
         "abort_reason": reasons[0] if aborted and reasons else None,
         "blocks": st["blocks"],

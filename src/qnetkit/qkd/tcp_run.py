@@ -43,8 +43,9 @@ def run_alice_tcp(
     wall = time.perf_counter() - start
     bob_view = dataclasses.replace(res, stats=report["stats"], stage_wall_s=report["stage_wall_s"])
     stats = summarise(config, res, bob_view, quantum_wall, wall, int(report["leaked_channel"]))
-    # Across processes the keys are compared through verification (eps_cor), not directly.
-    stats["keys_match"] = bool(
+    # Across processes the keys are compared through verification (eps_cor), not directly;
+    # with no key on either side there is nothing to compare (None, as in one process).
+    stats["keys_match"] = None if report["key_bits"] == res.key.size == 0 else bool(
         report["key_bits"] == res.key.size and report["blocks_verified"] == res.stats["blocks"]
         - res.stats["blocks_aborted"]
     )
