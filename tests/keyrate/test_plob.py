@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qnetkit.keyrate.plob import PRESETS, plob_bound, plob_key_rate
+from qnetkit.keyrate.plob import (
+    PLOB_CAP_BITS_PER_USE,
+    PRESETS,
+    plob_bound,
+    plob_bound_capped,
+    plob_key_rate,
+)
 
 
 def test_high_loss_limit_is_1_44_eta() -> None:
@@ -38,3 +44,21 @@ def test_fiber_curve_at_100_km() -> None:
 def test_bound_is_monotone_in_transmittance(a: float, b: float) -> None:
     lo, hi = sorted((a, b))
     assert plob_bound(lo) <= plob_bound(hi)
+
+
+def test_capped_bound_is_finite_at_zero_km_and_exact_elsewhere() -> None:
+    # -log2(1 - eta) (Pirandola et al. 2017, Eq. (19)) is infinite at eta = 1 (0 km, lossless):
+    # the capped form shows PLOB_CAP_BITS_PER_USE there and flags it; elsewhere it is the bound.
+    bound, clamped = plob_bound_capped([1.0, 0.9, 1.0 - 2.0**-10, 0.0])
+    assert bound[0] == PLOB_CAP_BITS_PER_USE == 10.0
+    assert bound[1] == pytest.approx(-math.log2(0.1), rel=1e-14)
+    assert bound[2] == pytest.approx(10.0, rel=1e-12)  # exactly at the cap: not clamped
+    assert bound[3] == 0.0
+    assert clamped.tolist() == [True, False, False, False]
+    assert np.all(np.isfinite(bound))
+
+
+def test_capped_bound_takes_a_lower_cap() -> None:
+    bound, clamped = plob_bound_capped([0.5, 0.75], cap_bits_per_use=1.5)
+    assert bound.tolist() == [pytest.approx(1.0), 1.5]
+    assert clamped.tolist() == [False, True]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from qnetkit._types import FloatArray
+from qnetkit._types import BoolArray, FloatArray
 from qnetkit.errors import ParameterError
 from qnetkit.keyrate.common import KeyRateCurve, as_length_array
 from qnetkit.physics.fiber import fiber_transmittance
@@ -30,6 +30,28 @@ def plob_bound(transmittance: npt.ArrayLike) -> FloatArray:
     with np.errstate(divide="ignore"):
         # log1p keeps full precision at high loss, where eta is tiny.
         return np.asarray(-np.log1p(-eta) / np.log(2.0))
+
+
+#: The largest PLOB value shown in tables, JSON and plots, in bits per channel use. The bound
+#: -log2(1 - eta) diverges as eta -> 1 (a lossless channel: 0 km without detector loss); it
+#: reaches 10 bits/use at eta = 1 - 2^-10, i.e. 0.0042 dB or 21 m of 0.2 dB/km fiber, so only
+#: the first metres of a channel are capped. A display choice, not physics.
+PLOB_CAP_BITS_PER_USE = 10.0
+
+
+def plob_bound_capped(
+    transmittance: npt.ArrayLike, cap_bits_per_use: float = PLOB_CAP_BITS_PER_USE
+) -> tuple[FloatArray, BoolArray]:
+    """``plob_bound`` clamped at ``cap_bits_per_use``, and where it was clamped.
+
+    Same formula and source as :func:`plob_bound` (Pirandola et al. 2017, Eq. (19)); the cap
+    only replaces the infinite value at eta = 1 (and the huge ones next to it) by a stated
+    finite one, so that a table, a JSON document or a log-scale plot never holds inf.
+    """
+    check_nonnegative("cap_bits_per_use", cap_bits_per_use)
+    bound = np.atleast_1d(plob_bound(transmittance))
+    clamped = np.asarray(bound > cap_bits_per_use)
+    return np.asarray(np.minimum(bound, cap_bits_per_use)), clamped
 
 
 @dataclass(frozen=True)
