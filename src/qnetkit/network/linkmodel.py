@@ -5,7 +5,11 @@ Decoy-state BB84 links are evaluated exactly at every step (Ma, Qi, Zhao, Lo, PR
 efficiency, dark counts (temperature), Raman noise from classical channels (Eraerds et al.
 2010 model in ``physics.raman``, scaled by the traffic load) and an intercept-resend
 eavesdropper (error 1/4 on the intercepted fraction). Other protocols are interpolated on
-their rate-vs-length curve at the length that gives the same loss.
+their rate-vs-length curve at the length that gives the same loss (no Raman noise there).
+
+Raman noise follows the link's ``quantum_wavelength_nm`` and ``filter_bandwidth_nm`` and each
+classical channel's wavelength: beta from silica's Raman spectrum (``physics.raman``), the
+fibre's attenuation at both wavelengths (:func:`pump_loss_db_per_km`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from qnetkit._types import FloatArray
 from qnetkit.keyrate.decoy_bb84 import DecoyBB84Params, decoy_bb84_key_rate, decoy_bb84_rate_at
 from qnetkit.keyrate.registry import get_protocol
 from qnetkit.network.topology import ClassicalChannelSpec, Link
-from qnetkit.physics.raman import ClassicalChannel, RamanNoiseModel
+from qnetkit.physics.dwdm import band_of, typical_loss_db_per_km
+from qnetkit.physics.raman import (
+    RAMAN_ANCHOR_BETA_PER_KM_PER_NM,
+    ClassicalChannel,
+    RamanNoiseModel,
+    raman_cross_section_per_km_per_nm,
+)
 
 DAY_S = 86400.0
-QUANTUM_WAVELENGTH_NM = 1550.0
-FILTER_BANDWIDTH_NM = 0.6  # a 100 GHz DWDM channel filter
 
 
 def load_profile(kind: str, t_s: FloatArray) -> FloatArray:
@@ -37,16 +45,50 @@ def load_profile(kind: str, t_s: FloatArray) -> FloatArray:
     return np.asarray(0.2 + 0.8 * np.exp(-0.5 * ((hour - peak) / 3.5) ** 2))
 
 
+def pump_loss_db_per_km(link: Link, pump_wavelength_nm: float) -> float:
+    """Attenuation (dB/km) a classical channel suffers: the link's own ``loss_db_per_km`` (the
+    quantum wavelength's) when the channel is in the quantum channel's band, else the typical
+    value of the channel's band (``physics.dwdm.TYPICAL_LOSS_DB_PER_KM``: 0.20 dB/km in the
+    C-band, 0.33 in the O-band)."""
+    if band_of(pump_wavelength_nm) == band_of(link.quantum_wavelength_nm):
+        return link.loss_db_per_km
+    return typical_loss_db_per_km(pump_wavelength_nm)
+
+
+def classical_channels(link: Link, ch: ClassicalChannelSpec) -> tuple[ClassicalChannel, ...]:
+    """The physical channels of one spec, seen from the link's quantum channel.
+
+    Each of the ``count`` channels gets beta from the Raman spectrum at its own wavelength and
+    the quantum wavelength (``physics.raman.raman_cross_section_per_km_per_nm``) unless the spec
+    gives ``raman_cross_section_per_km_per_nm``, and attenuates at :func:`pump_loss_db_per_km`.
+    A spec without a wavelength is one C-band channel with the published C-band coefficient and
+    the quantum channel's attenuation (the model before wavelengths could be given).
+    """
+    wavelengths = ch.wavelengths_nm()
+    if wavelengths is None:
+        beta = ch.raman_cross_section_per_km_per_nm
+        return (ClassicalChannel(ch.launch_power_dbm,
+                                 RAMAN_ANCHOR_BETA_PER_KM_PER_NM if beta is None else beta,
+                                 ch.direction),) * ch.count
+    out = []
+    for wavelength in wavelengths:
+        beta = ch.raman_cross_section_per_km_per_nm
+        if beta is None:
+            beta = float(raman_cross_section_per_km_per_nm(wavelength, link.quantum_wavelength_nm))
+        out.append(ClassicalChannel(ch.launch_power_dbm, beta, ch.direction,
+                                    pump_loss_db_per_km(link, wavelength)))
+    return tuple(out)
+
+
 def raman_counts_per_gate(link: Link, ch: ClassicalChannelSpec, detector_efficiency: float,
                           gate_width_s: float) -> float:
+    """Mean Raman noise counts per gate at full load from all ``count`` channels of ``ch``, in
+    the link's quantum filter (``filter_bandwidth_nm`` at ``quantum_wavelength_nm``)."""
     model = RamanNoiseModel(
-        quantum_wavelength_nm=QUANTUM_WAVELENGTH_NM,
-        filter_bandwidth_nm=FILTER_BANDWIDTH_NM,
+        quantum_wavelength_nm=link.quantum_wavelength_nm,
+        filter_bandwidth_nm=link.filter_bandwidth_nm,
         loss_db_per_km=link.loss_db_per_km,
-        channels=(ClassicalChannel(launch_power_dbm=ch.launch_power_dbm,
-                                   raman_cross_section_per_km_per_nm=(
-                                       ch.raman_cross_section_per_km_per_nm),
-                                   direction=ch.direction),),
+        channels=classical_channels(link, ch),
     )
     return float(model.counts_per_gate(link.length_km, detector_efficiency, gate_width_s))
 
@@ -160,6 +202,11 @@ class LinkModel:
         # nothing survives. Linear fade is a plain stand-in for protocols without a formula here.
         fade = np.clip((0.11 - qber) / max(0.11 - self.nominal_qber, 1e-9), 0.0, 1.0)
         return rate * fade * self.pulse_rate_hz, qber
+
+    def without_raman(self) -> LinkModel:
+        """The same link with its classical channels dark: evaluate it beside this model to
+        tell the QBER Raman noise adds (the model is otherwise shared, not rebuilt)."""
+        return dataclasses.replace(self, raman=())
 
 
 def ageing_factors(link: Link, t_s: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -12,112 +12,75 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from qnetkit.network.link_parts import (
+    Ageing,
+    ClassicalChannelSpec,
+    PassWindows,
+    QkdSystem,
+)
+from qnetkit.network.link_parts import Strict as _Strict
 
 NodeKind = Literal["kme", "trusted-relay", "user-site", "ground-station", "satellite"]
 LinkKind = Literal["fiber", "free-space", "satellite"]
 Policy = Literal["refuse", "fallback-pqc"]
-Engine = Literal["analytic", "monte-carlo"]
 
 _ID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Node(_Strict):
-    id: _ID
-    kind: NodeKind = "kme"
-    name: str | None = None
-    x_km: float = 0.0  # position for drawings (any planar projection)
-    y_km: float = 0.0
+    """A site of the network: a key manager (KME), a trusted relay, a user site, a ground
+    station or a satellite."""
 
-
-class QkdSystem(_Strict):
-    """The QKD system on a link: a protocol of ``qnetkit.keyrate`` at a preset, or the
-    Monte-Carlo engine of ``qnetkit.qkd`` (decoy BB84 only)."""
-
-    protocol: str = "decoy-bb84"
-    preset: str | None = None
-    engine: Engine = "analytic"
-    pulse_rate_hz: float = Field(default=1e9, gt=0)
-    detector_efficiency: float | None = Field(default=None, gt=0, le=1)
-    dark_count_prob: float | None = Field(default=None, ge=0, lt=1)
-    misalignment_error: float | None = Field(default=None, ge=0, le=0.5)
-    ec_efficiency: float | None = Field(default=None, ge=1, description="f_EC of the system")
-    sifting_factor: float | None = Field(default=None, gt=0, le=1,
-                                         description="kept fraction after basis sifting")
-    decoys: Literal["infinite", "vacuum+weak", "none"] | None = None  # "none": SARG04 only
-    mu: float | None = Field(default=None, gt=0, description="fixed signal intensity (photons)")
-    nu: float | None = Field(default=None, gt=0, description="fixed weak-decoy intensity")
-    block_s: float = Field(default=60.0, gt=0, description="key block (estimation) period")
-    # Provenance, read by the published-rate comparison (tests, README): the real protocol when
-    # the registry has no model of it, where the device values come from, and whether any of
-    # them was chosen with the link's published rate in view (a calibration, not a check).
-    stand_in_for: str | None = Field(default=None, max_length=80,
-                                     description="the real protocol a registry one stands in for")
-    source: str = Field(default="", description="where the device values come from")
-    calibrated: bool = Field(
-        default=False, description="a device value was chosen with the published rate in view")
-
-    def param_overrides(self) -> dict[str, Any]:
-        """The protocol parameters this system sets (unset fields keep the preset's value)."""
-        return {name: getattr(self, name) for name in SYSTEM_PARAMS
-                if getattr(self, name) is not None}
-
-
-# QkdSystem fields passed to the protocol's parameter dataclass when set.
-SYSTEM_PARAMS = ("detector_efficiency", "dark_count_prob", "misalignment_error", "ec_efficiency",
-                 "sifting_factor", "decoys", "mu", "nu")
-
-
-class ClassicalChannelSpec(_Strict):
-    """A classical DWDM channel sharing the fiber: Raman noise in the quantum channel."""
-
-    launch_power_dbm: float = Field(default=0.0, ge=-40, le=30)
-    direction: Literal["co", "counter"] = "co"
-    raman_cross_section_per_km_per_nm: float = Field(default=3e-9, ge=0)
-    load_profile: Literal["flat", "business", "evening"] = "business"
-
-
-class Ageing(_Strict):
-    """Detector ageing and temperature drift."""
-
-    efficiency_loss_per_day: float = Field(default=0.0, ge=0, lt=1)
-    dark_count_doubling_k: float = Field(default=8.0, gt=0,
-                                         description="dark counts double every this many kelvin")
-    temperature_amplitude_k: float = Field(default=0.0, ge=0, description="daily cycle amplitude")
-
-
-class PassWindows(_Strict):
-    """Satellite passes: a pass of ``duration_s`` every ``period_s``, first at ``first_s``."""
-
-    period_s: float = Field(default=86400.0, gt=0)
-    duration_s: float = Field(default=300.0, gt=0)
-    first_s: float = Field(default=0.0, ge=0)
+    id: _ID = Field(description="unique node id (letters, digits, '.', '_', '-'; up to 64)")
+    kind: NodeKind = Field(default="kme", description=(
+        "role of the site, shown in reports; routing treats every node as a trusted relay"))
+    name: str | None = Field(default=None, description="display name")
+    x_km: float = Field(default=0.0, description=(
+        "east position for drawings (any planar projection); not used for link lengths"))
+    y_km: float = Field(default=0.0, description="north position for drawings")
+    mtbf_h: float | None = Field(default=None, gt=0, description=(
+        "mean time between failures of the node (hours; exponential); null: fails only when a "
+        "scenario event says so"))
+    mttr_h: float = Field(default=4.0, gt=0, description=(
+        "mean time to repair a failed node (hours; exponential)"))
 
 
 class Link(_Strict):
-    id: _ID
-    a: _ID
-    b: _ID
-    kind: LinkKind = "fiber"
-    length_km: float = Field(gt=0)
-    loss_db_per_km: float = Field(default=0.2, ge=0)
-    extra_loss_db: float = Field(default=0.0, ge=0)
+    """A QKD link between two nodes: the channel, its QKD system, faults and key pool."""
+
+    id: _ID = Field(description="unique link id (letters, digits, '.', '_', '-'; up to 64)")
+    a: _ID = Field(description="id of one end node")
+    b: _ID = Field(description="id of the other end node")
+    kind: LinkKind = Field(default="fiber", description=(
+        "fiber; free-space (weather outages apply); satellite (needs passes)"))
+    length_km: float = Field(gt=0, description="channel length")
+    loss_db_per_km: float = Field(default=0.2, ge=0, description="fiber attenuation")
+    extra_loss_db: float = Field(default=0.0, ge=0, description=(
+        "lumped loss on top of the fiber's: connectors, splices, components"))
     loss_db: float | None = Field(default=None, ge=0, description=(
         "measured total channel loss; replaces loss_db_per_km x length_km + extra_loss_db, the "
         "part above the fiber's own attenuation counted as lumped loss"))
-    qkd: QkdSystem = Field(default_factory=QkdSystem)
-    classical_channels: list[ClassicalChannelSpec] = Field(default_factory=list)
-    pool_capacity_bits: float = Field(default=1e8, gt=0)
+    qkd: QkdSystem = Field(default_factory=QkdSystem, description="the link's QKD system")
+    classical_channels: list[ClassicalChannelSpec] = Field(default_factory=list, description=(
+        "classical DWDM channels sharing the fiber (Raman noise in the quantum channel)"))
+    quantum_wavelength_nm: float = Field(default=1550.0, description=(
+        "wavelength of the quantum channel (nm): O-band 1260-1360 or C-band 1530-1565; "
+        "loss_db_per_km is the attenuation at this wavelength"))
+    filter_bandwidth_nm: float = Field(default=0.6, gt=0, le=20, description=(
+        "bandwidth of the quantum receiver's filter (nm; 0.6 nm: a 100 GHz DWDM port)"))
+    pool_capacity_bits: float = Field(default=1e8, gt=0, description=(
+        "most key (bits) the link's pool holds; production beyond it is discarded"))
     mtbf_h: float | None = Field(default=None, gt=0, description="mean time between cuts")
     mttr_h: float = Field(default=4.0, gt=0, description="mean time to repair")
-    ageing: Ageing = Field(default_factory=Ageing)
-    passes: PassWindows | None = None
-    weather_outage_prob: float = Field(default=0.0, ge=0, le=1,
-                                       description="share of time a free-space link is clouded")
+    ageing: Ageing = Field(default_factory=Ageing, description=(
+        "detector ageing and temperature drift of the link's receiver"))
+    passes: PassWindows | None = Field(default=None, description=(
+        "satellite pass windows (required for a satellite link); null: always in view"))
+    weather_outage_prob: float = Field(default=0.0, ge=0, le=1, description=(
+        "share of time a free-space or satellite link is clouded (outages of 2 h on average)"))
     published_rate_bps: float | None = Field(default=None, ge=0,
                                              description="published secret key rate, if any")
     published_qber: float | None = Field(default=None, ge=0, le=0.5,
@@ -138,6 +101,28 @@ class Link(_Strict):
                                  f"{fiber:g} dB (loss_db_per_km x length_km)")
         return self
 
+    @model_validator(mode="after")
+    def _coexistence(self) -> Link:
+        q = self.quantum_wavelength_nm
+        if not (1260.0 <= q <= 1360.0 or 1530.0 <= q <= 1565.0):
+            raise ValueError(f"quantum_wavelength_nm {q:g} nm is in neither the O-band "
+                             "(1260-1360 nm) nor the C-band (1530-1565 nm)")
+        half = self.filter_bandwidth_nm / 2.0
+        for j, ch in enumerate(self.classical_channels):
+            wavelengths = ch.wavelengths_nm()
+            if wavelengths is None:
+                if ch.raman_cross_section_per_km_per_nm is None and q < 1530.0:
+                    raise ValueError(f"classical_channels[{j}] needs wavelength_nm or "
+                                     "grid_channel: the Raman noise in an O-band quantum channel "
+                                     "depends on it")
+                continue
+            for wavelength in wavelengths:
+                if abs(wavelength - q) <= half:
+                    raise ValueError(
+                        f"classical_channels[{j}] at {wavelength:.2f} nm lies within the quantum "
+                        f"channel's filter ({q:g} nm +- {half:g} nm)")
+        return self
+
     @property
     def lumped_loss_db(self) -> float:
         """Loss on top of the fiber's attenuation: the measured total's excess, or extra_loss_db."""
@@ -152,41 +137,87 @@ class Link(_Strict):
 
 
 class Demand(_Strict):
-    id: _ID
-    a: _ID
-    b: _ID
-    rate_bps: float = Field(gt=0)
+    """A pair of sites that wants end-to-end key at a steady rate."""
+
+    id: _ID = Field(description="unique demand id (letters, digits, '.', '_', '-'; up to 64)")
+    a: _ID = Field(description="id of one site (node)")
+    b: _ID = Field(description="id of the other site (node)")
+    rate_bps: float = Field(gt=0, description="end-to-end secret key wanted")
     priority: int = Field(default=1, ge=1, le=10,
                           description="1 (lowest) to 10 (highest): served first when key is short")
-    policy: Policy = "refuse"
+    policy: Policy = Field(default="refuse", description=(
+        "when key is short: refuse (not served) or fallback-pqc (post-quantum keys, time "
+        "counted)"))
+
+
+NODE_EVENTS = ("node-down", "node-up")
 
 
 class ScenarioEvent(_Strict):
+    """A scripted event: on a link (cut, repair, eavesdropper, weather) or on a node (a trusted
+    node down and back up)."""
+
     at_s: float = Field(ge=0)
     event: Literal["cut", "repair", "eavesdropper", "eavesdropper-off", "weather-outage",
-                   "weather-clear"]
-    link: _ID
+                   "weather-clear", "node-down", "node-up"]
+    link: _ID | None = Field(default=None, description=(
+        "id of the link a link event applies to (every event but node-down/node-up)"))
+    node: _ID | None = Field(default=None, description=(
+        "id of the node a node-down or node-up event applies to"))
     intercept_fraction: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _target(self) -> ScenarioEvent:
+        if (self.link is None) == (self.node is None):
+            raise ValueError("give exactly one of link and node")
+        if self.event in NODE_EVENTS and self.node is None:
+            raise ValueError(f"a {self.event} event names a node, not a link")
+        if self.event not in NODE_EVENTS and self.link is None:
+            raise ValueError(f"a {self.event} event names a link, not a node")
+        return self
 
 
 class Monitoring(_Strict):
-    qber_warning: float = Field(default=0.05, gt=0, lt=0.5)
-    qber_abort: float = Field(default=0.11, gt=0, lt=0.5)
-    pool_low_fraction: float = Field(default=0.05, ge=0, lt=1)
-    detector_efficiency_warning: float = Field(default=0.8, gt=0, le=1,
-                                               description="fraction of the initial efficiency")
+    """Alarm thresholds of the twin's monitoring."""
+
+    qber_warning: float = Field(default=0.05, gt=0, lt=0.5, description=(
+        "QBER (0-0.5) above which a link raises a warning; below qber_abort"))
+    qber_abort: float = Field(default=0.11, gt=0, lt=0.5, description=(
+        "QBER (0-0.5) above which a link makes no key; a rise its own noise does not explain "
+        "quarantines it"))
+    pool_low_fraction: float = Field(default=0.05, ge=0, lt=1, description=(
+        "alarm when a link's pool falls below this fraction of its capacity (0-1)"))
+    detector_efficiency_warning: float = Field(default=0.8, gt=0, le=1, description=(
+        "alarm when detector efficiency falls below this fraction of the initial one (0-1)"))
+
+
+InitialFill = Literal["empty", "full"] | Annotated[float, Field(ge=0)]
+
+
+class Pools(_Strict):
+    """What the links' key pools hold when a run starts."""
+
+    initial_fill: InitialFill = Field(default="empty", description=(
+        "'empty' (the default: only key made during the run is served), 'full' (every pool at "
+        "its capacity) or a number of seconds of each link's production at the start"))
 
 
 class Topology(_Strict):
-    name: str
-    description: str = ""
-    source: str = ""
-    step_s: float = Field(default=60.0, gt=0, le=3600)
-    nodes: list[Node]
-    links: list[Link]
-    demands: list[Demand] = Field(default_factory=list)
-    scenario: list[ScenarioEvent] = Field(default_factory=list)
-    monitoring: Monitoring = Field(default_factory=Monitoring)
+    """A QKD network: its nodes, links, key demands, a scripted scenario and alarm levels."""
+
+    name: str = Field(description="name of the network, shown in summaries and reports")
+    description: str = Field(default="", description="free text about the network")
+    source: str = Field(default="", description="where the network's values come from")
+    step_s: float = Field(default=60.0, gt=0, le=3600, description=(
+        "simulation time step (at most 3600)"))
+    nodes: list[Node] = Field(description="the sites")
+    links: list[Link] = Field(description="the QKD links between sites")
+    demands: list[Demand] = Field(default_factory=list, description=(
+        "end-to-end key wanted between sites"))
+    scenario: list[ScenarioEvent] = Field(default_factory=list, description=(
+        "scripted events: cuts, repairs, eavesdroppers, weather"))
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="alarm thresholds")
+    pools: Pools = Field(default_factory=Pools)
 
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.id == node_id)
@@ -244,6 +275,9 @@ def _reference_checks(data: Any) -> list[tuple[str, str]]:
         ref = item.get("link") if isinstance(item, dict) else None
         if isinstance(ref, str) and ref not in ids["links"]:
             problems.append((f"scenario[{i}].link", f"unknown link {ref!r}"))
+        ref = item.get("node") if isinstance(item, dict) else None
+        if isinstance(ref, str) and ref not in ids["nodes"]:
+            problems.append((f"scenario[{i}].node", f"unknown node {ref!r}"))
     return problems
 
 
@@ -294,13 +328,22 @@ def _model_checks(t: Topology) -> list[tuple[str, str]]:
     return problems
 
 
+def _schema_problem(error: ErrorDetails) -> tuple[str, str]:
+    """One pydantic error as (field path, message); an unknown key names the allowed ones."""
+    from qnetkit.network.schema_errors import unknown_field_message
+
+    loc = tuple(error["loc"])
+    message = unknown_field_message(Topology, loc) if error["type"] == "extra_forbidden" else None
+    return field_path(loc), message or str(error["msg"])
+
+
 def parse_topology(data: Any, source: str = "<topology>") -> Topology:
     """Validate a parsed YAML document; TopologyError lists every problem found."""
     references = _reference_checks(data)
     try:
         topo = Topology.model_validate(data)
     except ValidationError as exc:
-        problems = [(field_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()]
+        problems = [_schema_problem(e) for e in exc.errors()]
         seen = {path for path, _ in problems}
         raise TopologyError(source, problems + [p for p in references if p[0] not in seen]) \
             from None
@@ -312,9 +355,11 @@ def parse_topology(data: Any, source: str = "<topology>") -> Topology:
 
 def load_topology(path: Path) -> Topology:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")  # YAML 1.2 streams are Unicode; not the locale
     except OSError as exc:
         raise TopologyError(str(path), [("(file)", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise TopologyError(str(path), [("(file)", "not valid YAML (not UTF-8 text)")]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -334,3 +379,9 @@ def parse_duration_s(text: str) -> float:
         raise ValueError(f"bad duration {text!r} (use e.g. 90s, 30m, 6h, 1d)")
     value = float(m.group(1))
     return value * {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[m.group(2)]
+
+
+__all__ = ["NODE_EVENTS", "Ageing", "ClassicalChannelSpec", "Demand", "InitialFill", "Link",
+           "Monitoring", "Node", "PassWindows", "Pools", "QkdSystem", "ScenarioEvent",
+           "Topology", "TopologyError", "field_path", "load_topology", "parse_duration_s",
+           "parse_topology"]
