@@ -117,3 +117,148 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path: Path) -> None:
         assert r.stderr.startswith("qnetkit: error: ") and r.stderr.count("\n") == 1, r.stderr
         assert "Traceback" not in r.stderr
     assert blocker.read_text() == "x"
+
+
+def _sweep_topology(tmp_path: Path, n_links: int) -> Path:
+    """A line of ``n_links`` 20 km links; only the first carries a classical channel."""
+    nodes = [{"id": f"N{i}"} for i in range(n_links + 1)]
+    links: list[dict[str, object]] = [
+        {"id": f"L{i}", "a": f"N{i}", "b": f"N{i + 1}", "length_km": 20} for i in range(n_links)]
+    links[0]["classical_channels"] = [{"launch_power_dbm": -10.0}]
+    path = tmp_path / f"line{n_links}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "line", "step_s": 600, "nodes": nodes, "links": links,
+        "demands": [{"id": "ends", "a": "N0", "b": f"N{n_links}", "rate_bps": 1e5}]}))
+    return path
+
+
+def test_sweep_csv_and_json_have_per_link_and_per_demand_columns(tmp_path: Path) -> None:
+    topo = _sweep_topology(tmp_path, 7)
+    args = ("sweep", str(topo), "--param", "links[*].classical_channels[*].launch_power_dbm=-10,0",
+            "--duration", "1h", "--workers", "1")
+    r = run(*args, "--out", str(tmp_path / "t.csv"), "--json")
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(r.stdout)["runs"]
+    with (tmp_path / "t.csv").open() as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 1 + len(runs) == 3  # one row per run however many columns
+    header = lines[0].split(",")
+    assert header == list(runs[0])
+    assert {f"link:L{i}:{k}" for i in range(7) for k in ("rate_bps", "qber", "availability")} \
+        <= set(header)
+    assert "demand:ends:served_fraction" in header
+    # Only L0 has a classical channel: its QBER rises with the launch power, L1's does not move.
+    assert runs[1]["link:L0:qber"] > runs[0]["link:L0:qber"]
+    assert runs[1]["link:L1:qber"] == runs[0]["link:L1:qber"]
+    # The same point simulated alone gives the same per-link figures.
+    single = json.loads(run("network", "simulate", str(topo), "--duration", "1h", "--json").stdout)
+    for ln in single["links"]:
+        assert runs[0][f"link:{ln['id']}:rate_bps"] == ln["mean_rate_bps"]
+        assert runs[0][f"link:{ln['id']}:availability"] == ln["availability"]
+    table = run(*args)
+    assert table.returncode == 0, table.stderr
+    assert "per-link rate, QBER and availability of 7 links" in table.stdout
+    assert "served_fraction" in table.stdout  # the per-demand column stays
+
+
+def test_sweep_errors_name_the_item_and_bad_initial_pools(tmp_path: Path) -> None:
+    topo = _sweep_topology(tmp_path, 2)
+    r = run("sweep", str(topo), "--param", "links[*].length_km=10,-5", "--duration", "1h")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2, lines
+    for i, line in enumerate(lines):
+        assert line.startswith(f"qnetkit: error: sweep point links[*].length_km=-5: links[{i}] "
+                               f"(id 'L{i}'): length_km: "), line
+    r = run("sweep", str(topo), "--param", "links[*].passes.period_s=100", "--duration", "1h")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "links[*].passes.period_s: no item has this field (links[0] (id 'L0')" in r.stderr
+    for bad in ("lots", "-5", "nan"):
+        r = run("sweep", str(topo), "--param", "links[*].length_km=10", "--duration", "1h",
+                "--initial-pools", bad)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
+        assert r.stderr.startswith(f"qnetkit: error: --initial-pools {bad!r}"), r.stderr
+    ok = run("sweep", str(topo), "--param", "links[*].length_km=10", "--duration", "1h",
+             "--initial-pools", "full", "--json", "--workers", "1")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["runs"][0]["demand:ends:served_fraction_with_initial"] > 0
+
+
+def _misspelt_topology(tmp_path: Path) -> Path:
+    bad = tmp_path / "misspelt.yaml"
+    bad.write_text(yaml.safe_dump({
+        "name": "m", "nodes": [{"id": "A"}, {"id": "B"}],
+        "links": [{"id": "AB", "a": "A", "b": "B", "lenght_km": 10}]}))
+    return bad
+
+
+def test_validate_json_is_one_object_in_every_case(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: t\nnodes:\n  - {id: A\n")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x00\xff\xfe name")
+    cases = {tmp_path / "missing.yaml": ("(file)", "cannot read: No such file or directory"),
+             broken: ("line 4", "not valid YAML"),
+             binary: ("(file)", "not valid YAML (not UTF-8 text)")}
+    for path, (where, message) in cases.items():
+        r = run("network", "validate", str(path), "--json")
+        assert r.returncode == 2 and r.stderr == "", (path, r.stderr)
+        assert json.loads(r.stdout) == {"ok": False, "file": str(path), "warnings": [],
+                                        "problems": [{"path": where, "message": message}]}
+    bad = _misspelt_topology(tmp_path)
+    r = run("network", "validate", str(bad), "--json")
+    assert r.returncode == 2
+    out = json.loads(r.stdout)
+    assert out["ok"] is False and out["warnings"] == []
+    problems = {p["path"]: p["message"] for p in out["problems"]}
+    assert problems["links[0].length_km"] == "Field required"
+    assert problems["links[0].lenght_km"].startswith("unknown field 'lenght_km'; allowed here: a, ")
+    assert problems["links[0].lenght_km"].endswith(" (did you mean 'length_km'?)")
+    ok = run("network", "validate", str(EXAMPLES / "metro.yaml"), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"ok": True, "file": str(EXAMPLES / "metro.yaml"),
+                                     "name": "metro", "nodes": 7, "links": 8, "demands": 4,
+                                     "scenario_events": 4, "problems": [], "warnings": []}
+
+
+def test_validate_text_keeps_one_line_per_problem_and_prints_warnings(tmp_path: Path) -> None:
+    bad = _misspelt_topology(tmp_path)
+    r = run("network", "validate", str(bad))
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert any(ln.startswith(f"qnetkit: error: {bad}: links[0].lenght_km: unknown field "
+                             "'lenght_km'; allowed here: a, ") and
+               ln.endswith("(did you mean 'length_km'?)") for ln in lines), lines
+    # A valid file whose 400 km fiber link cannot make key: ok (exit 0) with a warning on it.
+    far = tmp_path / "far.yaml"
+    far.write_text(yaml.safe_dump({
+        "name": "far", "nodes": [{"id": "A"}, {"id": "B"}, {"id": "C"}],
+        "links": [{"id": "AB", "a": "A", "b": "B", "length_km": 10},
+                  {"id": "BC", "a": "B", "b": "C", "length_km": 400}]}))
+    text = run("network", "validate", str(far))
+    assert text.returncode == 0, text.stderr
+    out = text.stdout.splitlines()
+    assert out[0] == f"{far}: ok (3 nodes, 2 links, 0 demands, 0 scenario events)"
+    assert len(out) >= 2 and all(ln.startswith("warning: links[1]") for ln in out[1:]), out
+    js = run("network", "validate", str(far), "--json")
+    assert js.returncode == 0
+    warnings = json.loads(js.stdout)["warnings"]
+    assert [f"warning: {w['path']}: {w['message']}" for w in warnings] == out[1:]
+
+
+def test_schema_json_markdown_and_text() -> None:
+    r = run("network", "schema", "--json")
+    assert r.returncode == 0, r.stderr
+    schema = json.loads(r.stdout)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$defs"]["Link"]["properties"]["length_km"]["exclusiveMinimum"] == 0
+    assert schema["$defs"]["Link"]["additionalProperties"] is False
+    md = run("network", "schema", "--markdown")
+    page = Path(__file__).resolve().parents[2] / "docs" / "topology-reference.md"
+    assert md.returncode == 0 and md.stdout == page.read_text()
+    text = run("network", "schema")
+    assert "  links[].qkd.pulse_rate_hz [Hz]: number > 0; default 1e+09\n" in text.stdout
+    both = run("network", "schema", "--json", "--markdown")
+    assert both.returncode == 2
+    assert both.stderr == "qnetkit: error: give --json or --markdown, not both\n"

@@ -93,11 +93,20 @@ def _walk(pred: IntArray, s: int, t: int, best: dict[tuple[int, int], int]) -> l
     return path
 
 
-def allocate(need_bits: float, paths: Sequence[Sequence[int]], pool: FloatArray) -> float:
+def allocate(need_bits: float, paths: Sequence[Sequence[int]], pool: FloatArray,
+             initial: FloatArray | None = None) -> tuple[float, float]:
     """Take up to ``need_bits`` of end-to-end key over the paths, splitting when one path is
     not enough. Hop-by-hop one-time pad: every relayed bit consumes one bit on every hop of
-    its path (``pool`` is debited in place). Returns the bits delivered."""
+    its path (``pool`` is debited in place).
+
+    ``initial`` (debited in place, never above ``pool``) is the part of each pool left from
+    its initial fill. Key made during the run is spent first and the initial fill only for
+    what production cannot cover, so "served from the initial fill" counts the bits that
+    needed it. A relayed bit counts as initial fill when any hop spent initial-fill key on
+    it. Returns (bits delivered, of which from the initial fill).
+    """
     delivered = 0.0
+    from_initial = 0.0
     for path in paths:
         if delivered >= need_bits:
             break
@@ -107,7 +116,14 @@ def allocate(need_bits: float, paths: Sequence[Sequence[int]], pool: FloatArray)
                 take = float(pool[i])
         if take <= 0.0:
             continue
+        old = 0.0
         for i in path:
             pool[i] -= take
+            if initial is not None and initial[i] > pool[i]:
+                # Production (pool - initial) is used up: the rest came from the initial fill.
+                spent = float(initial[i] - pool[i])
+                initial[i] = pool[i]
+                old = max(old, spent)
         delivered += take
-    return delivered
+        from_initial += old
+    return delivered, from_initial

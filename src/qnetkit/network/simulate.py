@@ -4,11 +4,11 @@ Each step (``topology.step_s``): every link that is up and below the abort QBER 
 secret key (``linkmodel``) to its key pool (capped at the pool capacity); demands, in priority
 order, take end-to-end key relayed hop by hop over key-aware paths (``routing``), split over
 several paths when one is not enough; a demand left short is served by post-quantum
-cryptography if its policy is ``fallback-pqc`` (time counted). Faults (random cuts from
-MTBF/MTTR, scripted cuts and repairs, weather on free-space links, satellite pass windows),
-ageing, Raman noise under classical traffic and eavesdroppers change the links; a link whose
-QBER jumps above the abort level without a known cause is quarantined until the operator
-clears it, and re-authenticates before carrying key again.
+cryptography if its policy is ``fallback-pqc`` (time counted). Faults and passes come from
+``conditions``; a link whose QBER jumps above the abort level without a known cause is
+quarantined until the operator clears it, and re-authenticates before carrying key again.
+Pools start as the topology's ``pools.initial_fill`` says (empty by default); key of the
+initial fill is spent first and counted apart, so that "served" means made during the run.
 """
 
 from __future__ import annotations
@@ -18,135 +18,59 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from qnetkit._types import BoolArray, FloatArray
-from qnetkit.network.linkmodel import DAY_S, LinkModel, ageing_factors
+from qnetkit._types import FloatArray
+from qnetkit.network.alarms import AlarmTracker
+from qnetkit.network.conditions import link_conditions
+from qnetkit.network.linkmodel import DAY_S, LinkModel
+from qnetkit.network.result import (
+    CAUSE_CODES,
+    PathSegment,
+    SimResult,
+)
 from qnetkit.network.routing import HORIZON_S, Router, allocate
-from qnetkit.network.topology import Link, Topology
+from qnetkit.network.topology import InitialFill, Topology
+from qnetkit.network.viability import assess_links
 
 REAUTH_S = 600.0  # re-authentication of a link after repair or quarantine
 REPLAN_S = 900.0  # periodic re-plan of paths as pools drain and refill (congestion)
-MC_BLOCK_S = 3600.0  # Monte-Carlo links: one simulated block per hour of network time
-MC_MAX_PULSES = 2 * 10**8
-INITIAL_POOL_S = 3600.0  # pools start with an hour of nominal production
+MAX_PATH_SEGMENTS = 50  # per demand, in the summary
 
 
-@dataclass
-class SimResult:
-    topology: Topology
-    duration_s: float
-    seed: int
-    times_s: FloatArray
-    link_rate_bps: FloatArray  # (links, steps): secret key produced while up
-    link_qber: FloatArray
-    link_up: BoolArray
-    link_pool_bits: FloatArray
-    link_efficiency: FloatArray
-    demand_delivered_bits: FloatArray  # (demands, steps)
-    demand_fallback: BoolArray
-    incidents: list[dict[str, Any]] = field(default_factory=list)
-    alarms: list[dict[str, Any]] = field(default_factory=list)
-    relayed_bits_per_link: FloatArray | None = None
-    wall_s: float = 0.0
-
-    @property
-    def step_s(self) -> float:
-        return self.topology.step_s
-
-    def summary(self) -> dict[str, Any]:
-        """The run in one JSON-able dict (what ``--json`` prints and the report reads)."""
-        topo = self.topology
-        dt = self.step_s
-        links = []
-        for i, ln in enumerate(topo.links):
-            up = self.link_up[i]
-            q = self.link_qber[i][up]
-            links.append({
-                "id": ln.id, "a": ln.a, "b": ln.b, "kind": ln.kind, "length_km": ln.length_km,
-                "protocol": ln.qkd.protocol,
-                "secret_bits": float(self.link_rate_bps[i].sum() * dt),
-                "mean_rate_bps": float(self.link_rate_bps[i].mean()),
-                "mean_qber": float(q.mean()) if q.size else None,
-                "availability": float(up.mean()),
-                "published_rate_bps": ln.published_rate_bps,
-            })
-        demands = []
-        for j, d in enumerate(topo.demands):
-            requested = d.rate_bps * self.duration_s
-            delivered = float(self.demand_delivered_bits[j].sum())
-            demands.append({
-                "id": d.id, "a": d.a, "b": d.b, "rate_bps": d.rate_bps, "policy": d.policy,
-                "priority": d.priority, "requested_bits": requested, "delivered_bits": delivered,
-                "served_fraction": delivered / requested if requested else 1.0,
-                "fallback_s": float(self.demand_fallback[j].sum() * dt),
-            })
-        return {
-            "topology": topo.name, "description": topo.description, "source": topo.source,
-            "duration_s": self.duration_s, "step_s": dt, "seed": self.seed,
-            "wall_s": self.wall_s,
-            "monitoring": {"qber_warning": topo.monitoring.qber_warning,
-                           "qber_abort": topo.monitoring.qber_abort},
-            "nodes": [{"id": n.id, "kind": n.kind, "x_km": n.x_km, "y_km": n.y_km}
-                      for n in topo.nodes],
-            "links": links, "demands": demands,
-            "incidents": self.incidents, "alarms": self.alarms,
-        }
+def parse_initial_fill(text: str) -> InitialFill:
+    """``empty``, ``full`` or a number of seconds of production (``--initial-pools``)."""
+    value = text.strip().lower()
+    if value in ("empty", "full"):
+        return value  # type: ignore[return-value]
+    try:
+        seconds = float(value.rstrip("s"))
+    except ValueError:
+        raise ValueError(f"--initial-pools {text!r}: use empty, full or a number of "
+                         "seconds of production") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"--initial-pools {text!r}: seconds must be >= 0")
+    return seconds
 
 
-# -- conditions over time ------------------------------------------------------------------
-def _outage_mask(rng: np.random.Generator, n: int, step_s: float, mtbf_s: float,
-                 mttr_s: float) -> tuple[BoolArray, list[tuple[float, float]]]:
-    """Random failures: exponential times to failure and to repair (alternating renewal)."""
-    down = np.zeros(n, dtype=bool)
-    spans = []
-    t = float(rng.exponential(mtbf_s))
-    horizon = n * step_s
-    while t < horizon:
-        dur = float(rng.exponential(mttr_s))
-        a, b = int(t // step_s), math.ceil((t + dur) / step_s)
-        down[a:b] = True
-        spans.append((t, t + dur))
-        t += dur + float(rng.exponential(mtbf_s))
-    return down, spans
-
-
-def _pass_mask(link: Link, times: FloatArray) -> BoolArray:
-    p = link.passes
-    if p is None:
-        return np.ones(times.shape, dtype=bool)
-    phase = (times - p.first_s) % p.period_s
-    return np.asarray((times >= p.first_s) & (phase < p.duration_s))
-
-
-def _mc_rates(link: Link, model: LinkModel, times: FloatArray, eff: FloatArray,
-              seed: int) -> tuple[FloatArray, FloatArray]:
-    """Monte-Carlo engine (qnetkit.qkd) run once per block; rate held over the block."""
-    from qnetkit.qkd.link import LinkConfig, simulate_link
-
-    rate = np.zeros_like(times)
-    qber = np.zeros_like(times)
-    block_steps = max(1, round(MC_BLOCK_S / (times[1] - times[0] if times.size > 1 else 1)))
-    pulses = int(min(MC_MAX_PULSES, link.qkd.pulse_rate_hz * MC_BLOCK_S))
-    for k in range(0, times.size, block_steps):
-        params = model.params
-        p = type(params)(**{**params.__dict__,
-                            "detector_efficiency": params.detector_efficiency * float(eff[k])})
-        res = simulate_link(LinkConfig(length_km=link.length_km, pulses=pulses, link=p,
-                                       seed=seed + k))
-        stats = res.stats
-        per_pulse = float(stats["secret_key_bits"]) / pulses
-        rate[k : k + block_steps] = per_pulse * link.qkd.pulse_rate_hz
-        qber[k : k + block_steps] = float(stats["qber"] or 0.0)
-    return rate, qber
+def initial_pool_bits(fill: InitialFill, capacity_bits: FloatArray,
+                      start_rate_bps: FloatArray) -> FloatArray:
+    """Each pool's key at the start: none, its capacity, or seconds of its starting rate."""
+    if fill == "empty":
+        return np.zeros_like(capacity_bits)
+    if fill == "full":
+        return capacity_bits.copy()
+    return np.minimum(capacity_bits, start_rate_bps * float(fill))
 
 
 def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
+             initial_pools: InitialFill | None = None, count_initial_fill: bool = False,
              progress: Callable[[int, int], None] | None = None) -> SimResult:
+    """Run the twin for ``duration_s`` (whole steps). ``initial_pools`` overrides the
+    topology's ``pools.initial_fill``; ``count_initial_fill`` makes the served fraction count
+    key of the initial fill too (it never does by default)."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     dt = topo.step_s
@@ -154,105 +78,46 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
     times = np.arange(n_steps, dtype=float) * dt
     links = topo.links
     n_links = len(links)
-    index = {ln.id: i for i, ln in enumerate(links)}
     mon = topo.monitoring
 
-    rate = np.zeros((n_links, n_steps))
-    qber = np.zeros((n_links, n_steps))
-    qber_clean = np.zeros((n_links, n_steps))
-    eff_series = np.ones((n_links, n_steps))
-    phys_up = np.ones((n_links, n_steps), dtype=bool)  # not cut (faults needing repair)
-    scheduled = np.ones((n_links, n_steps), dtype=bool)  # passes and weather
-    incidents: list[dict[str, Any]] = []
-    intercept = np.zeros((n_links, n_steps))
-    clear_at: dict[int, list[float]] = {i: [] for i in range(n_links)}
+    models = LinkModel.build_many(links)
+    cond = link_conditions(topo, models, times, rng, seed)
+    rate, qber, qber_clean = cond.rate_bps, cond.qber, cond.qber_clean
+    phys_up = ~cond.cut & ~cond.node_down  # faults needing a repair
+    scheduled = cond.in_pass & cond.clear_sky  # passes and weather
+    incidents = cond.incidents
 
     def step_of(t_s: float) -> int:
         return min(n_steps, math.ceil(t_s / dt - 1e-9))
-
-    # Scripted scenario.
-    for ev in sorted(topo.scenario, key=lambda e: e.at_s):
-        if ev.at_s >= n_steps * dt:
-            continue  # after the end of this run
-        i = index[ev.link]
-        k = step_of(ev.at_s)
-        if ev.event in ("cut", "weather-outage"):
-            (phys_up if ev.event == "cut" else scheduled)[i, k:] = False
-            incidents.append({"kind": "fiber-cut" if ev.event == "cut" else "weather-outage",
-                              "link": ev.link, "time_s": ev.at_s,
-                              "detected_s": float(times[k]) + dt if k < n_steps else None,
-                              "detail": "scripted"})
-        elif ev.event in ("repair", "weather-clear"):
-            (phys_up if ev.event == "repair" else scheduled)[i, k:] = True
-            clear_at[i].append(ev.at_s)
-            incidents.append({"kind": "repair" if ev.event == "repair" else "weather-clear",
-                              "link": ev.link, "time_s": ev.at_s, "detected_s": None,
-                              "detail": "scripted; re-authentication follows"})
-        elif ev.event == "eavesdropper":
-            intercept[i, k:] = ev.intercept_fraction
-            incidents.append({"kind": "eavesdropper", "link": ev.link, "time_s": ev.at_s,
-                              "detected_s": None,
-                              "detail": f"intercept-resend on {ev.intercept_fraction:.0%} "
-                                        "of pulses"})
-        elif ev.event == "eavesdropper-off":
-            intercept[i, k:] = 0.0
-            clear_at[i].append(ev.at_s)
-
-    models = LinkModel.build_many(links)
-    for i, ln in enumerate(links):
-        eff, dark = ageing_factors(ln, times)
-        eff_series[i] = eff
-        if ln.mtbf_h is not None:
-            down, spans = _outage_mask(rng, n_steps, dt, ln.mtbf_h * 3600, ln.mttr_h * 3600)
-            phys_up[i] &= ~down
-            for a, b in spans:
-                incidents.append({"kind": "fiber-cut", "link": ln.id, "time_s": a,
-                                  "detected_s": float(times[min(step_of(a), n_steps - 1)]) + dt,
-                                  "detail": f"random (MTBF {ln.mtbf_h} h), repaired at {b:.0f} s"})
-                clear_at[i].append(b)
-        if ln.kind in ("free-space", "satellite") and ln.weather_outage_prob > 0:
-            # Clouds: outages of mean 2 h covering the given share of time.
-            mean_out = 7200.0
-            mean_clear = mean_out * (1 - ln.weather_outage_prob) / ln.weather_outage_prob
-            down, _ = _outage_mask(rng, n_steps, dt, mean_clear, mean_out)
-            scheduled[i] &= ~down
-        scheduled[i] &= _pass_mask(ln, times)
-        if ln.qkd.engine == "monte-carlo":
-            r, q = _mc_rates(ln, models[i], times, eff, seed * 1000 + i)
-            q_eve = q * (1 - intercept[i]) + 0.25 * intercept[i]
-            rate[i] = np.where(q_eve > mon.qber_abort, 0.0, r)
-            qber[i], qber_clean[i] = q_eve, q
-        else:
-            rate[i], qber[i] = models[i].evaluate(times, eff, dark, intercept[i])
-            if intercept[i].any():
-                qber_clean[i] = models[i].evaluate(times, eff, dark, np.zeros(n_steps))[1]
-            else:
-                qber_clean[i] = qber[i]
 
     # -- the step loop: quarantine, pools, routing, relay ---------------------------------
     node_index = {n.id: i for i, n in enumerate(topo.nodes)}
     router = Router(len(topo.nodes), [(node_index[ln.a], node_index[ln.b]) for ln in links])
     pairs = [(node_index[d.a], node_index[d.b]) for d in topo.demands]
     cap = np.array([ln.pool_capacity_bits for ln in links])
-    nominal = np.array([m.nominal_rate_bps for m in models])
-    pool = np.minimum(cap, nominal * INITIAL_POOL_S)
+    fill = topo.pools.initial_fill if initial_pools is None else initial_pools
+    start_rate = np.where(qber[:, 0] > mon.qber_abort, 0.0, rate[:, 0])
+    pool = initial_pool_bits(fill, cap, start_rate)
+    initial = pool.copy()  # key of the initial fill still in each pool (spent first)
+    initial_bits = pool.copy()
     up_series = np.zeros((n_links, n_steps), dtype=bool)
+    cause = np.zeros((n_links, n_steps), dtype=np.int8)
     pool_series = np.zeros((n_links, n_steps))
     produced = np.zeros((n_links, n_steps))
     demands = sorted(enumerate(topo.demands), key=lambda jd: -jd[1].priority)
     delivered = np.zeros((len(topo.demands), n_steps))
+    from_initial = np.zeros((len(topo.demands), n_steps))
     fallback = np.zeros((len(topo.demands), n_steps), dtype=bool)
     relayed = np.zeros(n_links)
     quarantined = np.zeros(n_links, dtype=bool)
     reauth_until = np.zeros(n_links)
     was_phys_up = np.ones(n_links, dtype=bool)
-    alarms: list[dict[str, Any]] = []
-    warn_state = np.zeros(n_links, dtype=bool)
-    low_state = np.zeros(n_links, dtype=bool)
-    eff_warned = np.zeros(n_links, dtype=bool)
+    alarms = AlarmTracker([ln.id for ln in links])
+    eff_low = np.zeros(n_links, dtype=bool)
     eve_incident = {inc["link"]: inc for inc in incidents if inc["kind"] == "eavesdropper"}
     paths: list[list[list[int]]] = [[] for _ in topo.demands]
-    last_plan_up: BoolArray | None = None
+    segments: list[list[PathSegment]] = [[] for _ in topo.demands]
+    last_plan_up: np.ndarray | None = None
     stored_ok = np.array([ln.kind == "satellite" for ln in links])
     last_plan_t = -math.inf
 
@@ -264,7 +129,7 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
         reauth_until[back] = t + REAUTH_S
         was_phys_up = phys_up[:, k].copy()
         for i in map(int, np.flatnonzero(quarantined)):
-            if any(k == step_of(c) for c in clear_at[i]):
+            if any(k == step_of(c) for c in cond.clear_at[i]):
                 quarantined[i] = False
                 reauth_until[i] = t + REAUTH_S
         # Abort: QBER above the abort level. Unexplained by the link's own noise -> quarantine.
@@ -285,7 +150,12 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
         up_series[:, k] = up
         gen = np.where(up & ~aborting, rate[:, k] * dt, 0.0)
         produced[:, k] = gen
-        pool = np.minimum(cap, pool + gen)
+        cause[:, k] = _causes(cond.cut[:, k], cond.node_down[:, k], cond.in_pass[:, k],
+                              cond.clear_sky[:, k], quarantined, up_phys & ~up, aborting, gen)
+        # The step's key is usable in the step it is made; the capacity bounds what is left
+        # stored at the end of the step (a cap before relaying would limit the throughput of
+        # a link to capacity / step, an artefact of the time step).
+        pool = pool + gen
         # Re-plan on any change of the up set, and periodically as pools move.
         if last_plan_up is None or not np.array_equal(up, last_plan_up) or \
                 t - last_plan_t >= REPLAN_S:
@@ -294,46 +164,77 @@ def simulate(topo: Topology, *, duration_s: float, seed: int = 0,
             # satellite is a trusted node holding both keys (Micius, Liao et al. 2018).
             paths = router.plan(pairs, up | (stored_ok & ~quarantined), supply)
             last_plan_up, last_plan_t = up.copy(), t
+            for j in range(len(topo.demands)):
+                _record_paths(segments[j], float(t), paths[j])
         before = pool.copy()
         for j, d in demands:
             need = d.rate_bps * dt
-            got = allocate(need, paths[j], pool)
+            got, old = allocate(need, paths[j], pool, initial)
             delivered[j, k] = got
+            from_initial[j, k] = old
             if got < need * (1 - 1e-9) and d.policy == "fallback-pqc":
                 fallback[j, k] = True
         relayed += before - pool
+        pool = np.minimum(cap, pool)
+        # A full pool keeps the run's key and drops initial fill first, so that the fill
+        # counts only where production could not serve.
+        initial = np.minimum(initial, np.maximum(pool - np.minimum(pool, gen), 0.0))
         pool_series[:, k] = pool
-        # Alarms (entering a state).
-        w = up & (qber[:, k] > mon.qber_warning)
-        for i in map(int, np.flatnonzero(w & ~warn_state)):
-            alarms.append({"time_s": float(t), "level": "warning", "kind": "qber",
-                           "link": links[i].id, "value": float(qber[i, k])})
-        warn_state = w
-        low = up & (pool < mon.pool_low_fraction * cap)
-        for i in map(int, np.flatnonzero(low & ~low_state)):
-            alarms.append({"time_s": float(t), "level": "warning", "kind": "pool-low",
-                           "link": links[i].id, "value": float(pool[i])})
-        low_state = low
-        e = eff_series[:, k] < mon.detector_efficiency_warning
-        for i in map(int, np.flatnonzero(e & ~eff_warned)):
-            alarms.append({"time_s": float(t), "level": "warning", "kind": "detector-efficiency",
-                           "link": links[i].id, "value": float(eff_series[i, k])})
-        eff_warned |= e
-        for i in map(int, np.flatnonzero(aborting & up_phys)):
-            if not quarantined[i] or suspicious[i]:
-                alarms.append({"time_s": float(t), "level": "critical", "kind": "qber-abort",
-                               "link": links[i].id, "value": float(qber[i, k])})
+        # Alarms are episodes: raised when a condition starts, cleared when it ends.
+        q = qber[:, k]
+        alarms.update("qber", "warning", float(t),
+                      up & (q > mon.qber_warning) & (q <= mon.qber_abort), q)
+        alarms.update("qber-abort", "critical", float(t), aborting, q)
+        alarms.update("pool-low", "warning", float(t),
+                      up & (pool < mon.pool_low_fraction * cap), pool, worse="low")
+        eff_low |= cond.efficiency[:, k] < mon.detector_efficiency_warning  # ageing stays
+        alarms.update("detector-efficiency", "warning", float(t), eff_low,
+                      cond.efficiency[:, k], worse="low")
         if progress is not None and (k % 60 == 0 or k == n_steps - 1):
             progress(k + 1, n_steps)
 
+    viability = assess_links(topo, models)
+    for v in viability:
+        if v.state == "no-key":  # known before the first step: say so on the timeline
+            incidents.append({"kind": "no-key", "link": v.link_id, "time_s": 0.0,
+                              "detected_s": dt, "detail": v.reason})
     incidents.sort(key=lambda inc: (inc["time_s"], inc["link"]))
     return SimResult(
         topology=topo, duration_s=n_steps * dt, seed=seed, times_s=times,
         link_rate_bps=produced / dt, link_qber=qber, link_up=up_series,
-        link_pool_bits=pool_series, link_efficiency=eff_series,
+        link_pool_bits=pool_series, link_efficiency=cond.efficiency,
         demand_delivered_bits=delivered, demand_fallback=fallback, incidents=incidents,
-        alarms=alarms, relayed_bits_per_link=relayed, wall_s=time.perf_counter() - started,
+        alarms=alarms.as_dicts(), relayed_bits_per_link=relayed,
+        wall_s=time.perf_counter() - started,
+        link_cause=cause, node_down=cond.node_down_by_node,
+        demand_from_initial_bits=from_initial, initial_pool_bits=initial_bits,
+        initial_fill=fill, count_initial_fill=count_initial_fill, path_segments=segments,
+        viability=viability,
     )
+
+
+def _causes(cut: np.ndarray, node_down: np.ndarray, in_pass: np.ndarray,
+            clear_sky: np.ndarray, quarantined: np.ndarray, reauth: np.ndarray,
+            aborting: np.ndarray, gen: FloatArray) -> np.ndarray:
+    """Why each link makes no key this step (``CAUSE_CODES``); the first cause that holds."""
+    out = np.full(gen.shape, CAUSE_CODES["zero-rate"], dtype=np.int8)
+    out[gen > 0] = CAUSE_CODES["making-key"]
+    # Later assignments win: from the least to the most fundamental cause.
+    for name, mask in (("qber-abort", aborting), ("re-authenticating", reauth),
+                       ("quarantined", quarantined), ("weather", ~clear_sky),
+                       ("outside-pass", ~in_pass), ("node-down", node_down), ("cut", cut)):
+        out[mask & (gen <= 0)] = CAUSE_CODES[name]
+    return out
+
+
+def _record_paths(segments: list[PathSegment], t_s: float, routes: list[list[int]]) -> None:
+    """Open a new segment when the demand's candidate routes change."""
+    key = tuple(tuple(r) for r in routes)
+    if segments and segments[-1].routes == key:
+        return
+    if segments:
+        segments[-1].to_s = t_s
+    segments.append(PathSegment(from_s=t_s, to_s=None, routes=key))
 
 
 def write_run(result: SimResult, out: Path, *, max_series_rows: int = 2_000_000) -> Path:
@@ -376,4 +277,5 @@ def write_run(result: SimResult, out: Path, *, max_series_rows: int = 2_000_000)
     return out
 
 
-__all__ = ["DAY_S", "SimResult", "simulate", "write_run"]
+__all__ = ["DAY_S", "SimResult", "initial_pool_bits", "parse_initial_fill", "simulate",
+           "write_run"]
