@@ -7,8 +7,10 @@
 The CSV files can be large (thousands of links x thousands of steps: millions of rows), so they
 are read in one pass of numpy's C ``loadtxt`` (about 0.45 us a row), not row by row in Python.
 
-Modules: ``data`` (reading and checking the run directory), ``figures`` (matplotlib plots),
-``page`` (the HTML and ``write_report``), ``_format`` (text formatting both use).
+Modules: ``data`` (reading the run directory: ``summary`` checks summary.json field by field
+with the readers of ``_checks``, ``series`` reads the CSV files), ``figures`` (matplotlib plots),
+``page`` (the page and ``write_report``), ``tables`` (links, demands, paths over time),
+``events`` (incidents, alarm episodes), ``_format`` (text formatting and tables).
 """
 
 from __future__ import annotations

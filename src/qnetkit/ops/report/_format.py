@@ -1,9 +1,11 @@
-"""Text formatting shared by the report's figures and HTML (SI prefixes, durations, escaping)."""
+"""Text formatting shared by the report's figures and HTML (SI prefixes, durations, escaping,
+tables)."""
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 
 
 def _e(s: object) -> str:
@@ -59,3 +61,34 @@ def _clock(t: float) -> str:
     hh, sec = divmod(sec, 3600)
     mm, ss = divmod(sec, 60)
     return f"{days}d+{hh:02d}:{mm:02d}:{ss:02d}" if days else f"{hh:02d}:{mm:02d}:{ss:02d}"
+
+
+def _clock_span(start: float, end: float | None) -> str:
+    return f"{_clock(start)}–{'end' if end is None else _clock(end)}"
+
+
+# A table cell: (escaped html, css class: "" text, "n" number, "txt" wrapping text).
+Cell = tuple[str, str]
+# A row: (css class, cells), or (css class, html) for one cell across the whole row.
+Row = tuple[str, Sequence[Cell] | str]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Row], table_id: str = "") -> str:
+    """A scrolling table; every cell's html is already escaped."""
+    tid = f' id="{table_id}"' if table_id else ""
+    out = [f'<div class="scroll"><table{tid}><thead><tr>']
+    out += [f"<th>{h}</th>" for h in headers]
+    out.append("</tr></thead><tbody>")
+    for cls, cells in rows:
+        out.append(f'<tr class="{cls}">' if cls else "<tr>")
+        if isinstance(cells, str):
+            out.append(f'<td class="txt" colspan="{len(headers)}">{cells}</td>')
+        else:
+            out += [f'<td class="{k}">{c}</td>' if k else f"<td>{c}</td>" for c, k in cells]
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _img(b64: str, alt: str) -> str:
+    return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}">'

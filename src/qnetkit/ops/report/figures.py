@@ -87,7 +87,13 @@ def _plot_topology(s: _Summary, down: set[str]) -> str | None:
                 ]))
                 mappable = lc
             else:
-                lc = LineCollection(segs, colors="0.6", linewidths=lw, linestyles=style,
+                # A link that makes no key (e.g. Raman noise, loss) in red, as in the tables.
+                colors = [
+                    "crimson" if ln.no_key else "0.6"
+                    for ln, r in zip(drawn, rates, strict=True)
+                    if (ln.id in down) == is_down and (r > 0) == has_rate
+                ]
+                lc = LineCollection(segs, colors=colors, linewidths=lw, linestyles=style,
                                     zorder=1)
             ax.add_collection(lc)
     if mappable is not None:
@@ -107,6 +113,9 @@ def _plot_topology(s: _Summary, down: set[str]) -> str | None:
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], color="0.6", lw=1.5, ls="-"))
     labels.append("no key (rate 0)")
+    if any(ln.no_key for ln in drawn):
+        handles.append(Line2D([], [], color="crimson", lw=1.5, ls="-"))
+        labels.append("makes no key (physical limit)")
     handles.append(Line2D([], [], color="0.3", lw=1.5, ls="--"))
     labels.append("down at end of run")
     ax.legend(handles, labels, fontsize=8, loc="best")

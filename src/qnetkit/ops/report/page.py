@@ -1,27 +1,31 @@
 """The report's HTML: one self-contained page (inline CSS, figures as base64 PNG), every string
-taken from the run directory escaped."""
+taken from the run directory escaped. The tables are in ``tables`` (links, demands, paths) and
+``events`` (incidents, alarm episodes)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import qnetkit
-from qnetkit.ops.report._format import _clock, _dur, _e, _pct, _si, _time_unit
+from qnetkit.ops.report._format import _dur, _e, _img, _pct, _si, _time_unit
 from qnetkit.ops.report.data import (
-    MAX_EVENT_ROWS,
     MAX_SERIES,
     _down_at_end,
     _load_run,
     _Summary,
 )
+from qnetkit.ops.report.events import _alarms_html, _incidents_html
 from qnetkit.ops.report.figures import _plot_demands, _plot_links, _plot_network, _plot_topology
-
-
-def _img(b64: str, alt: str) -> str:
-    return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}">'
-
+from qnetkit.ops.report.summary import _Pools
+from qnetkit.ops.report.tables import (
+    _demands_table,
+    _links_table,
+    _new_format,
+    _no_key_box,
+    _nodes_down,
+    _paths_html,
+    _unmet_box,
+)
 
 # ---------------------------------------------------------------------------------------------
 # HTML
@@ -46,30 +50,31 @@ th{background:#f0f3f8;position:sticky;top:0}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fdecec}tr.warn td{background:#fff6e0}
 .note{color:#5b6375;font-size:13px}footer{margin-top:36px;color:#8a90a0;font-size:12px}
+h3{margin:18px 0 6px;font-size:15px}
+td.txt{white-space:normal;min-width:180px;max-width:460px}
+td.state{font-weight:600}
+tr.nokey td{background:#f6c9c9;color:#5a0d0d}tr.nokey td:first-child{border-left:4px solid #b3261e}
+tr.reason td{background:#fdecec;color:#7a1a14;border-bottom:2px solid #e8b4b0}
+tr.active td:first-child{border-left:4px solid #b3261e}b.active{color:#b3261e}
+.nokeybox{border:2px solid #b3261e;background:#fdecec;border-radius:6px;padding:10px 14px;
+margin:14px 0}.nokeybox ul{margin:6px 0 0;padding-left:20px}.nokeybox li{margin:3px 0}
+.nokeybox .reason{color:#7a1a14;font-weight:600}
+span.tn{font-style:italic;text-decoration:underline dotted}
 """
 
 
-def _table(headers: Sequence[str], rows: Sequence[tuple[str, Sequence[tuple[str, bool]]]]) -> str:
-    """Rows of (css class, cells); a cell is (escaped html, numeric)."""
-    out = ['<div class="scroll"><table><thead><tr>']
-    out += [f"<th>{h}</th>" for h in headers]
-    out.append("</tr></thead><tbody>")
-    for cls, cells in rows:
-        out.append(f'<tr class="{cls}">' if cls else "<tr>")
-        out += [f'<td class="n">{c}</td>' if num else f"<td>{c}</td>" for c, num in cells]
-        out.append("</tr>")
-    out.append("</tbody></table></div>")
-    return "".join(out)
-
-
 def _select_links(s: _Summary) -> list[int]:
-    """Links with incidents (earliest first), then the highest mean rates."""
+    """Links that make no key, links with incidents (earliest first), then the highest rates."""
     index = {ln.id: i for i, ln in enumerate(s.links)}
     chosen: list[int] = []
+    # Links that make no key first (up to half the panel): their QBER and pool say why.
+    for k, ln in enumerate(s.links):
+        if ln.no_key and len(chosen) < MAX_SERIES // 2:
+            chosen.append(k)
     for inc in sorted(s.incidents, key=lambda x: x.time_s):
-        i = index.get(inc.link)
-        if i is not None and i not in chosen:
-            chosen.append(i)
+        j = index.get(inc.link)
+        if j is not None and j not in chosen:
+            chosen.append(j)
     by_rate = sorted(range(len(s.links)),
                      key=lambda i: (-(s.links[i].mean_rate_bps or 0.0), s.links[i].id))
     for i in by_rate:
@@ -80,11 +85,32 @@ def _select_links(s: _Summary) -> list[int]:
     return chosen[:MAX_SERIES]
 
 
+def _initial_fill(p: _Pools | None) -> tuple[str, str]:
+    """The pools' initial fill policy as a fact (value, label)."""
+    if p is None or p.initial_fill is None:
+        return "–", "initial pool fill"
+    f = p.initial_fill
+    value = f"{_dur(f)} of production" if isinstance(f, float) else _e(f)
+    if p.capacity_bits_default is not None and f == "full":
+        value += f" ({_si(p.capacity_bits_default, 'bit')})"
+    counted = {True: " (counted as served)", False: " (not counted as served)"}
+    label = "initial pool fill"
+    if p.served_counts_initial is not None:
+        label += counted[p.served_counts_initial]
+    return value, label
+
+
 def _facts(s: _Summary, n_steps: int) -> str:
+    new = _new_format(s)
     total_bits = sum(ln.secret_bits or 0.0 for ln in s.links)
     avail = [ln.availability for ln in s.links if ln.availability is not None]
+    connected = [ln.connected_fraction for ln in s.links if ln.connected_fraction is not None]
     crit = sum(1 for a in s.alarms if a.level == "critical")
+    active = sum(1 for a in s.alarms if a.active)
     served = [d.served_fraction for d in s.demands if d.served_fraction is not None]
+    met = [d.met for d in s.demands if d.met is not None]
+    initial = [d.served_from_initial_bits for d in s.demands
+               if d.served_from_initial_bits is not None]
     items = [
         (_dur(s.duration_s), "simulated"),
         (f"{n_steps} × {_dur(s.step_s)}", "steps"),
@@ -92,115 +118,28 @@ def _facts(s: _Summary, n_steps: int) -> str:
         (str(len(s.links)), "links"),
         (str(len(s.demands)), "demands"),
         (_si(total_bits, "bit"), "secret key generated"),
-        (_pct(sum(avail) / len(avail)) if avail else "–", "mean link availability"),
-        (_pct(min(served)) if served else "–", "worst demand served"),
+        (_pct(sum(avail) / len(avail)) if avail else "–",
+         "mean link availability (making key)" if new else "mean link availability"),
+    ]
+    if connected:
+        items.append((_pct(sum(connected) / len(connected)), "mean link connected"))
+    if new:
+        items.append((str(sum(ln.no_key for ln in s.links)), "links that make no key"))
+    if met:
+        items.append((f"{sum(met)} of {len(met)}", "demands met"))
+    items.append((_pct(min(served)) if served else "–", "worst demand served"))
+    if initial:
+        items.append((_si(sum(initial), "bit"), "served from the initial fill"))
+    if s.pools is not None:
+        items.append(_initial_fill(s.pools))
+    items += [
         (str(len(s.incidents)), "incidents"),
-        (f"{len(s.alarms)} ({crit} critical)", "alarms"),
+        (f"{len(s.alarms)} ({crit} critical, {active} active)", "alarm episodes"),
         (_e(s.seed) or "–", "seed"),
         (_dur(s.wall_s), "wall time"),
     ]
     cells = "".join(f'<div class="fact"><b>{v}</b><span>{k}</span></div>' for v, k in items)
     return f'<div class="facts">{cells}</div>'
-
-
-def _links_table(s: _Summary, incident_links: set[str], down: set[str]) -> str:
-    published = any(ln.published_rate_bps is not None for ln in s.links)
-    headers = ["link", "ends", "kind", "length", "secret key", "mean rate", "mean QBER",
-               "availability", "at end"]
-    if published:
-        headers += ["published rate", "measured / published"]
-    rows: list[tuple[str, list[tuple[str, bool]]]] = []
-    for ln in s.links:
-        cells: list[tuple[str, bool]] = [
-            (_e(ln.id), False),
-            (f"{_e(ln.a)} – {_e(ln.b)}", False),
-            (_e(ln.kind), False),
-            ("–" if ln.length_km is None else f"{ln.length_km:.4g} km", True),
-            (_si(ln.secret_bits, "bit"), True),
-            (_si(ln.mean_rate_bps, "bit/s"), True),
-            (_pct(ln.mean_qber), True),
-            (_pct(ln.availability), True),
-            ("down" if ln.id in down else "up", False),
-        ]
-        if published:
-            pub = ln.published_rate_bps
-            ratio = (
-                f"{ln.mean_rate_bps / pub:.3g}×"
-                if pub and ln.mean_rate_bps is not None
-                else "–"
-            )
-            cells += [(_si(pub, "bit/s"), True), (ratio, True)]
-        cls = "bad" if ln.id in incident_links else ""
-        if not cls and ln.availability is not None and ln.availability < 0.99:
-            cls = "warn"
-        rows.append((cls, cells))
-    note = ('<p class="note">Red: link with an incident; amber: availability below 99 %. '
-            "Mean QBER over the time the link was up.</p>")
-    return note + _table(headers, rows)
-
-
-def _demands_table(s: _Summary) -> str:
-    if not s.demands:
-        return '<p class="note">No demands in this run.</p>'
-    headers = ["demand", "from – to", "rate", "policy", "priority", "requested", "delivered",
-               "served", "fallback time"]
-    rows: list[tuple[str, list[tuple[str, bool]]]] = []
-    for d in s.demands:
-        cls = ""
-        if d.served_fraction is not None:
-            cls = "bad" if d.served_fraction < 0.9 else ("warn" if d.served_fraction < 0.999
-                                                         else "")
-        rows.append((cls, [
-            (_e(d.id), False),
-            (f"{_e(d.a)} – {_e(d.b)}", False),
-            (_si(d.rate_bps, "bit/s"), True),
-            (_e(d.policy), False),
-            (_e(d.priority), True),
-            (_si(d.requested_bits, "bit"), True),
-            (_si(d.delivered_bits, "bit"), True),
-            (_pct(d.served_fraction), True),
-            (_dur(d.fallback_s) if d.fallback_s else "0", True),
-        ]))
-    return _table(headers, rows)
-
-
-def _incidents_html(s: _Summary) -> str:
-    if not s.incidents:
-        return '<p class="note">No incidents.</p>'
-    incs = sorted(s.incidents, key=lambda x: x.time_s)
-    rows: list[tuple[str, list[tuple[str, bool]]]] = []
-    for inc in incs[:MAX_EVENT_ROWS]:
-        if inc.detected_s is None:
-            det, delay = "not detected", "–"
-        else:
-            det, delay = _clock(inc.detected_s), _dur(max(inc.detected_s - inc.time_s, 0.0))
-        rows.append(("" if inc.detected_s is not None else "bad", [
-            (_clock(inc.time_s), False), (_e(inc.kind), False), (_e(inc.link), False),
-            (det, False), (delay, True), (_e(inc.detail), False),
-        ]))
-    more = (f'<p class="note">… and {len(incs) - MAX_EVENT_ROWS} more incidents.</p>'
-            if len(incs) > MAX_EVENT_ROWS else "")
-    return _table(["time", "kind", "link", "detected", "delay", "detail"], rows) + more
-
-
-def _alarms_html(s: _Summary) -> str:
-    if not s.alarms:
-        return '<p class="note">No alarms.</p>'
-    counts = Counter((a.level, a.kind) for a in s.alarms)
-    summary = ", ".join(f"{n} × {_e(level)} {_e(kind)}"
-                        for (level, kind), n in sorted(counts.items()))
-    alarms = sorted(s.alarms, key=lambda a: a.time_s)
-    rows: list[tuple[str, list[tuple[str, bool]]]] = [
-        ("bad" if a.level == "critical" else "warn", [
-            (_clock(a.time_s), False), (_e(a.level), False), (_e(a.kind), False),
-            (_e(a.link), False), (_e(a.value), True),
-        ])
-        for a in alarms[:MAX_EVENT_ROWS]
-    ]
-    more = (f'<p class="note">… and {len(alarms) - MAX_EVENT_ROWS} more alarms.</p>'
-            if len(alarms) > MAX_EVENT_ROWS else "")
-    return (f'<p class="note">{summary}</p>'
-            + _table(["time", "level", "kind", "link", "value"], rows) + more)
 
 
 def write_report(run_dir: Path, out: Path) -> Path:
@@ -210,7 +149,7 @@ def write_report(run_dir: Path, out: Path) -> Path:
     scale, xlabel = _time_unit(duration)
     down = _down_at_end(s, grid)
     selected = _select_links(s)
-    incident_links = {i.link for i in s.incidents}
+    incident_links = {i.link for i in s.incidents if not i.node}
 
     parts: list[str] = [
         "<!DOCTYPE html>",
@@ -222,7 +161,7 @@ def write_report(run_dir: Path, out: Path) -> Path:
     ]
     if s.description:
         parts.append(f'<p class="desc">{_e(s.description)}</p>')
-    parts.append(_facts(s, int(grid.t.size)))
+    parts += [_facts(s, int(grid.t.size)), _no_key_box(s), _unmet_box(s)]
     if grid.unknown_keys:
         parts.append(f'<p class="note">links.csv has {grid.unknown_keys} row(s) for links not '
                      "in summary.json; they are ignored.</p>")
@@ -249,12 +188,12 @@ def write_report(run_dir: Path, out: Path) -> Path:
     if net is not None:
         parts += [_img(net, "network totals")]
 
-    parts += ["<h2>Links</h2>", _links_table(s, incident_links, down)]
+    parts += ["<h2>Links</h2>", _nodes_down(s), _links_table(s, incident_links, down)]
     parts.append("<h2>Demands</h2>")
     dem = _plot_demands(s, dgrid, scale, xlabel)
     if dem is not None:
         parts.append(_img(dem, "demands"))
-    parts.append(_demands_table(s))
+    parts += [_demands_table(s), _paths_html(s)]
     parts += ["<h2>Incidents</h2>", _incidents_html(s)]
     parts += ["<h2>Alarms</h2>", _alarms_html(s)]
     parts.append(f"<footer>qnetkit {_e(qnetkit.__version__)} · report of "
