@@ -203,9 +203,15 @@ def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
     proc = subprocess.run([str(QNETKIT), "demo", "--out", "out", "--json"], capture_output=True,
                           text=True, timeout=300, check=False, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    def no_infinity(token: str) -> None:
+        raise AssertionError(f"{token} in the demo's JSON")
+
+    out = json.loads(proc.stdout, parse_constant=no_infinity)
     assert (tmp_path / out["plot"]).stat().st_size > 10_000
     assert out["protocols"]["decoy-bb84"]["max_distance_km"] == pytest.approx(142.2, abs=0.5)
+    # PLOB is infinite at 0 km (-log2(0)): the demo gives its stated cap, marked as clamped.
+    plob0 = out["protocols"]["plob"]["points"][0]
+    assert plob0 == {"length_km": 0.0, "key_rate_per_pulse": 10.0, "clamped": True}
     links = out["qkd_links"]
     assert [r["length_km"] for r in links] == [10.0, 50.0]
     assert all(r["keys_match"] and r["secret_key_bits"] > 50_000 for r in links)

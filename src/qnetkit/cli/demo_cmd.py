@@ -17,6 +17,7 @@ from qnetkit.cli.errors import CliUsageError
 from qnetkit.cli.output import emit_json
 from qnetkit.keyrate.common import KeyRateCurve
 from qnetkit.keyrate.max_distance import max_distance_km
+from qnetkit.keyrate.plob import PLOB_CAP_BITS_PER_USE
 from qnetkit.keyrate.registry import PROTOCOL_NAMES, get_protocol
 
 TABLE_KM = np.arange(0.0, 501.0, 50.0)
@@ -160,7 +161,9 @@ def demo(
                         "preset": presets[name],
                         "max_distance_km": reach[name] if math.isfinite(reach[name]) else None,
                         "points": [
-                            {"length_km": float(km), "key_rate_per_pulse": float(r)}
+                            {"length_km": float(km),
+                             "key_rate_per_pulse": float(min(r, PLOB_CAP_BITS_PER_USE)),
+                             "clamped": bool(r > PLOB_CAP_BITS_PER_USE)}
                             for km, r in zip(
                                 TABLE_KM, table_curves[name].key_rate_per_pulse, strict=True
                             )
@@ -181,7 +184,9 @@ def demo(
         row = [f"{km:.0f}"]
         for name in PROTOCOL_NAMES:
             rate = table_curves[name].key_rate_per_pulse[i]
-            row.append(f"{rate:.2e}" if rate > 0 else "-")
+            # PLOB is infinite at 0 km: shown at its stated cap, never as "inf".
+            row.append(f">={PLOB_CAP_BITS_PER_USE:.0f} (cap)" if rate > PLOB_CAP_BITS_PER_USE
+                       else f"{rate:.2e}" if rate > 0 else "-")
         table.add_row(*row)
     table.add_row(
         *(

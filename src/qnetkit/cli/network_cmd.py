@@ -245,7 +245,8 @@ def _print_alarms(console: Any, alarms: list[dict[str, Any]]) -> None:
         console.print("alarms: none")
         return
     active = [a for a in alarms if a["active"]]
-    console.print(f"alarms: {len(alarms)} episodes, {len(active)} still active")
+    console.print(f"alarms: {len(alarms)} episode{'' if len(alarms) == 1 else 's'}, "
+                  f"{len(active)} still active")
     rank = sorted(alarms, key=lambda a: (not a["active"], a["level"] != "critical",
                                          -a["steps"]))
     for a in rank[:8]:
