@@ -262,3 +262,29 @@ def test_schema_json_markdown_and_text() -> None:
     both = run("network", "schema", "--json", "--markdown")
     assert both.returncode == 2
     assert both.stderr == "qnetkit: error: give --json or --markdown, not both\n"
+
+
+def test_simulate_initial_pools_and_the_served_fraction(tmp_path: Path) -> None:
+    planner = Path(__file__).resolve().parents[1] / "network" / "data" / "planner-dwdm.yaml"
+    bad = run("network", "simulate", str(planner), "--duration", "1h", "--initial-pools", "lots")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "qnetkit: error: --initial-pools 'lots': use empty, full or a number of seconds of "
+        "production"]
+    full = run("network", "simulate", str(planner), "--duration", "1h", "--initial-pools", "full",
+               "--json")
+    assert full.returncode == 0, full.stderr
+    s = json.loads(full.stdout)
+    assert s["pools"] == {"initial_fill": "full", "capacity_bits_default": 1e8,
+                          "served_counts_initial": False}
+    d = next(x for x in s["demands"] if x["id"] == "hq-branch")
+    # Relayed over the two dead DWDM links out of the initial fill only: not served.
+    assert d["served_fraction"] == 0.0 and d["served_fraction_with_initial"] > 0.0
+    counted = run("network", "simulate", str(planner), "--duration", "1h", "--initial-pools",
+                  "full", "--count-initial-fill", "--json")
+    dc = next(x for x in json.loads(counted.stdout)["demands"] if x["id"] == "hq-branch")
+    assert dc["served_fraction"] == d["served_fraction_with_initial"]
+    text = run("network", "simulate", str(planner), "--duration", "1h")
+    assert "hq-dc2: Raman noise: QBER 46 %" in text.stdout
+    assert "hq-branch not met: both paths contain a zero-rate link: " in text.stdout
+    assert "critical qber-abort          hq-dc2       from 0.00 h active, 60 steps" in text.stdout

@@ -209,3 +209,28 @@ def test_alarm_episode_ends_when_the_eavesdropper_is_quarantined() -> None:
 def test_clock_formats_run_time() -> None:
     assert clock(0) == "00:00" and clock(5.5 * HOUR) == "05:30"
     assert clock(86400 + 3 * HOUR) == "d2 03:00"
+
+
+def test_a_trusted_node_down_takes_its_links_and_is_the_reason() -> None:
+    # A-B-C with B a trusted relay down from 01:00 to 02:00; A-D-C is the other way round.
+    links = [_link("AB", "A", "B", 10), _link("BC", "B", "C", 10),
+             _link("AD", "A", "D", 30), _link("DC", "D", "C", 30)]
+    scenario = [{"at_s": HOUR, "event": "node-down", "node": "B"},
+                {"at_s": 2 * HOUR, "event": "node-up", "node": "B"}]
+    r = simulate(_topo(links, [{"id": "AC", "a": "A", "b": "C", "rate_bps": 1e4}], scenario),
+                 duration_s=4 * HOUR)
+    s = r.summary()
+    by = _by_id(s["links"])
+    for ident in ("AB", "BC"):
+        assert by[ident]["unavailable_s"] == {"node-down": HOUR, "re-authenticating": 600.0}
+        assert by[ident]["reason"] == "node B down 01:00-02:00; no key 29 % of the time"
+    assert by["AD"]["state"] == "ok" and by["DC"]["state"] == "ok"
+    assert next(n for n in s["nodes"] if n["id"] == "B")["down_s"] == HOUR
+    assert [i["kind"] for i in r.incidents if i.get("node")] == ["node-down", "node-repair"]
+    d = s["demands"][0]
+    # Rerouted through D while B was down: the demand is met, its routes show both relays.
+    assert d["met"] is True
+    relays = [tuple(rt["trusted_nodes"]) for seg in d["paths"] for rt in seg["routes"]]
+    assert ("B",) in relays and ("D",) in relays
+    during = [seg for seg in d["paths"] if seg["from_s"] <= 1.5 * HOUR < seg["to_s"]]
+    assert [[rt["trusted_nodes"] for rt in seg["routes"]] for seg in during] == [[["D"]]]
