@@ -56,12 +56,14 @@ def _build_app() -> typer.Typer:
     import typer
 
     from qnetkit.cli.demo_cmd import demo
+    from qnetkit.cli.entangle_cmd import app as entangle_app
     from qnetkit.cli.keyrate_cmd import app as keyrate_app
     from qnetkit.cli.kms_cmd import app as kms_app
     from qnetkit.cli.network_cmd import app as network_app
     from qnetkit.cli.network_cmd import report as report_cmd
     from qnetkit.cli.network_cmd import sweep as sweep_cmd
     from qnetkit.cli.qkd_cmd import app as qkd_app
+    from qnetkit.cli.repeater_cmd import app as repeater_app
 
     _hide_flag_types()
     app = typer.Typer(
@@ -75,6 +77,8 @@ def _build_app() -> typer.Typer:
     app.add_typer(qkd_app, name="qkd")
     app.add_typer(kms_app, name="kms")
     app.add_typer(network_app, name="network")
+    app.add_typer(repeater_app, name="repeater")
+    app.add_typer(entangle_app, name="entangle")
     app.command("report")(report_cmd)
     app.command("sweep")(sweep_cmd)
 
