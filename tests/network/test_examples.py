@@ -24,7 +24,7 @@ from qnetkit.network.topology import load_topology
 
 QNETKIT = Path(sys.executable).with_name("qnetkit")
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = ["beijing-shanghai", "metro", "secoqc-vienna", "tokyo-qkd"]
+SHIPPED = ["beijing-shanghai", "metro", "repeater-vs-trusted", "secoqc-vienna", "tokyo-qkd"]
 
 
 def test_shipped_examples_are_the_package_data() -> None:

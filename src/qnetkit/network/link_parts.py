@@ -154,5 +154,41 @@ class PassWindows(Strict):
     first_s: float = Field(default=0.0, ge=0, description="start of the first pass in the run")
 
 
+class RepeaterChainSpec(Strict):
+    """A quantum-repeater chain as one link of the twin (``kind: repeater-chain``): ``nodes``
+    stations (the two ends included) over the link's length, its secret key from QKD on the
+    delivered entangled pairs (``qnetkit.entanglement``)."""
+
+    nodes: int = Field(default=3, ge=2, le=129, description=(
+        "stations of the chain, the two end nodes included (segments: nodes - 1)"))
+    scheme: Literal["single-click", "double-click", "spdc"] = Field(
+        default="double-click", description="heralded elementary-link scheme")
+    protocol: Literal["swap-asap", "nested"] = Field(
+        default="swap-asap", description="swapping protocol (nested needs 2^k segments)")
+    memories: int = Field(default=1, ge=1, le=1024, description=(
+        "memories per node and side (multiplexing)"))
+    memory_t2_s: float | None = Field(default=None, gt=0, description=(
+        "memory coherence time T2 (s); unset: no decoherence while waiting"))
+    memory_efficiency: float = Field(default=1.0, gt=0, le=1, description=(
+        "memory retrieval efficiency (0-1)"))
+    purify: Literal["bbpssw", "dejmps"] | None = Field(default=None, description=(
+        "entanglement purification at each nesting level, if any"))
+    rounds: int = Field(default=0, ge=0, le=8, description="purification rounds per level")
+    cutoff_s: float | None = Field(default=None, gt=0, description=(
+        "discard pairs stored longer than this (s)"))
+    link_fidelity: float | None = Field(default=None, ge=0.25, le=1, description=(
+        "override: Werner elementary pairs of this fidelity"))
+    link_success_prob: float | None = Field(default=None, gt=0, le=1, description=(
+        "override: success probability of one elementary-link attempt (0-1)"))
+    swap_success_prob: float = Field(default=1.0, gt=0, le=1, description=(
+        "success probability of a Bell-state measurement (0-1)"))
+    attempt_s: float | None = Field(default=None, gt=0, description=(
+        "override: duration of one attempt (s); default the heralding round trip"))
+    key_protocol: Literal["bbm92", "e91"] = Field(default="bbm92", description=(
+        "QKD run on the delivered pairs (asymptotic secret fraction)"))
+    pairs: int = Field(default=2000, ge=100, le=1_000_000, description=(
+        "pairs simulated when the chain has no closed form (seeded, once per link)"))
+
+
 __all__ = ["SYSTEM_PARAMS", "Ageing", "ClassicalChannelSpec", "Engine", "PassWindows",
-           "QkdSystem", "Strict"]
+           "QkdSystem", "RepeaterChainSpec", "Strict"]

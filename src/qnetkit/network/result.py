@@ -82,7 +82,8 @@ class SimResult:
             diag = link_diag[i]
             links.append({
                 "id": ln.id, "a": ln.a, "b": ln.b, "kind": ln.kind, "length_km": ln.length_km,
-                "protocol": ln.qkd.protocol,
+                "protocol": (ln.qkd.protocol if ln.repeater is None
+                             else f"{ln.repeater.key_protocol} (repeater)"),
                 "secret_bits": float(self.link_rate_bps[i].sum() * dt),
                 "mean_rate_bps": float(self.link_rate_bps[i].mean()),
                 "mean_qber": float(q.mean()) if q.size else None,

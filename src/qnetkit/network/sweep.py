@@ -24,7 +24,6 @@ import re
 import types
 import typing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from qnetkit.network.topology import InitialFill, Topology, TopologyError, parse_topology
+from qnetkit.sim.parallel import map_tasks
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[(?:\d+|\*)\])*)")
 
@@ -379,32 +379,7 @@ def run_sweep(doc: dict[str, Any], params: Sequence[Param], *, duration_s: float
     points = variants(doc, params)
     check_points(points)
     tasks = [_Task(p, d, duration_s, seed, initial_pools) for p, d in points]
-    rows: list[SweepRow | None] = [None] * len(tasks)
-    done = 0
-
-    def finished(i: int, row: SweepRow) -> None:
-        nonlocal done
-        rows[i] = row
-        done += 1
-        if progress:
-            progress(done, len(tasks))
-
-    if scheduler is not None:
-        from distributed import Client, as_completed
-
-        with Client(scheduler, timeout=20) as client:  # type: ignore[no-untyped-call]
-            futures = client.map(run_point, tasks, pure=False)
-            index = {f.key: i for i, f in enumerate(futures)}
-            for fut in as_completed(futures):  # type: ignore[no-untyped-call]
-                finished(index[fut.key], fut.result())
-    elif workers <= 1 or len(tasks) == 1:
-        for i, t in enumerate(tasks):
-            finished(i, run_point(t))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for i, row in enumerate(pool.map(run_point, tasks)):
-                finished(i, row)
-    return [r for r in rows if r is not None]
+    return map_tasks(run_point, tasks, workers=workers, scheduler=scheduler, progress=progress)
 
 
 def table_columns(rows: Sequence[SweepRow],

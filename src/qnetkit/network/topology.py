@@ -20,11 +20,12 @@ from qnetkit.network.link_parts import (
     ClassicalChannelSpec,
     PassWindows,
     QkdSystem,
+    RepeaterChainSpec,
 )
 from qnetkit.network.link_parts import Strict as _Strict
 
 NodeKind = Literal["kme", "trusted-relay", "user-site", "ground-station", "satellite"]
-LinkKind = Literal["fiber", "free-space", "satellite"]
+LinkKind = Literal["fiber", "free-space", "satellite", "repeater-chain"]
 Policy = Literal["refuse", "fallback-pqc"]
 
 _ID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
@@ -55,7 +56,8 @@ class Link(_Strict):
     a: _ID = Field(description="id of one end node")
     b: _ID = Field(description="id of the other end node")
     kind: LinkKind = Field(default="fiber", description=(
-        "fiber; free-space (weather outages apply); satellite (needs passes)"))
+        "fiber; free-space (weather outages apply); satellite (needs passes); repeater-chain "
+        "(needs repeater)"))
     length_km: float = Field(gt=0, description="channel length")
     loss_db_per_km: float = Field(default=0.2, ge=0, description="fiber attenuation")
     extra_loss_db: float = Field(default=0.0, ge=0, description=(
@@ -79,6 +81,8 @@ class Link(_Strict):
         "detector ageing and temperature drift of the link's receiver"))
     passes: PassWindows | None = Field(default=None, description=(
         "satellite pass windows (required for a satellite link); null: always in view"))
+    repeater: RepeaterChainSpec | None = Field(default=None, description=(
+        "the quantum-repeater chain of a repeater-chain link (its stations and memories)"))
     weather_outage_prob: float = Field(default=0.0, ge=0, le=1, description=(
         "share of time a free-space or satellite link is clouded (outages of 2 h on average)"))
     published_rate_bps: float | None = Field(default=None, ge=0,
@@ -91,6 +95,9 @@ class Link(_Strict):
     def _ends(self) -> Link:
         if self.a == self.b:
             raise ValueError("a link needs two different end nodes")
+        if (self.kind == "repeater-chain") != (self.repeater is not None):
+            raise ValueError("a repeater-chain link needs 'repeater', and only such a link "
+                             "takes it")
         if self.loss_db is not None:
             # A measured total replaces the per-km estimate; both at once would be ambiguous.
             if self.extra_loss_db:
@@ -382,6 +389,6 @@ def parse_duration_s(text: str) -> float:
 
 
 __all__ = ["NODE_EVENTS", "Ageing", "ClassicalChannelSpec", "Demand", "InitialFill", "Link",
-           "Monitoring", "Node", "PassWindows", "Pools", "QkdSystem", "ScenarioEvent",
-           "Topology", "TopologyError", "field_path", "load_topology", "parse_duration_s",
-           "parse_topology"]
+           "Monitoring", "Node", "PassWindows", "Pools", "QkdSystem", "RepeaterChainSpec",
+           "ScenarioEvent", "Topology", "TopologyError", "field_path", "load_topology",
+           "parse_duration_s", "parse_topology"]
