@@ -226,6 +226,20 @@ def test_demo_runs_keyrates_and_whole_links(tmp_path: Path) -> None:
     kinds = {i["kind"] for i in net["incidents"]}
     assert {"fiber-cut", "repair", "eavesdropper", "quarantine"} <= kinds
     assert all(0 < d["served_fraction"] <= 1 for d in net["demands"])
+    # The repeater section: 200-400 km, trusted nodes vs repeater (two memories) vs direct.
+    rep = out["repeater"]
+    rows = {r["length_km"]: r for r in rep["rows"]}
+    assert sorted(rows) == [200.0, 250.0, 300.0, 350.0, 400.0]
+    for r in rows.values():
+        assert r["direct_bps"] == 0.0  # beyond decoy BB84's reach on this fiber (142 km)
+        assert r["repeater_t2_1s_bps"] > r["repeater_t2_10ms_bps"] > 0
+        assert r["trusted_nodes_bps"] > r["repeater_t2_1s_bps"]
+    # The repeaterless bound wins at 200 km and loses at 400 km to the repeater.
+    assert rows[200.0]["plob_bps"] > rows[200.0]["repeater_t2_1s_bps"]
+    assert rows[400.0]["plob_bps"] < rows[400.0]["repeater_t2_10ms_bps"]
+    assert rep["repeater_link"]["availability"] == 1.0 and rep["repeater_link"]["secret_bits"] > 0
+    html = (tmp_path / rep["report"]).read_text()
+    assert "Repeater chain vs trusted nodes vs direct QKD" in html and "data:image/png" in html
 
 
 # --------------------------------------------------------------------------- --key-out

@@ -16,6 +16,6 @@ with the readers of ``_checks``, ``series`` reads the CSV files), ``figures`` (m
 from __future__ import annotations
 
 from qnetkit.ops.report.data import ReportError
-from qnetkit.ops.report.page import write_report
+from qnetkit.ops.report.page import ReportSection, write_report
 
-__all__ = ["ReportError", "write_report"]
+__all__ = ["ReportError", "ReportSection", "write_report"]

@@ -4,10 +4,13 @@ taken from the run directory escaped. The tables are in ``tables`` (links, deman
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import qnetkit
-from qnetkit.ops.report._format import _dur, _e, _img, _pct, _si, _time_unit
+from qnetkit.ops.report._format import _dur, _e, _img, _pct, _si, _table, _time_unit
 from qnetkit.ops.report.data import (
     MAX_SERIES,
     _down_at_end,
@@ -142,8 +145,33 @@ def _facts(s: _Summary, n_steps: int) -> str:
     return f'<div class="facts">{cells}</div>'
 
 
-def write_report(run_dir: Path, out: Path) -> Path:
-    """Write the HTML report of the run in ``run_dir`` to ``out``; returns ``out``."""
+@dataclass(frozen=True)
+class ReportSection:
+    """A study shown after the run (e.g. the demo's repeater comparison): a heading, a note,
+    an optional PNG figure and an optional table of plain-text cells."""
+
+    title: str
+    note: str = ""
+    image_png: Path | None = None
+    headers: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+
+    def html(self) -> str:
+        parts = [f"<h2>{_e(self.title)}</h2>"]
+        if self.note:
+            parts.append(f'<p class="note">{_e(self.note)}</p>')
+        if self.image_png is not None:
+            b64 = base64.b64encode(Path(self.image_png).read_bytes()).decode("ascii")
+            parts.append(_img(b64, self.title))
+        if self.headers:
+            parts.append(_table([_e(h) for h in self.headers],
+                                [("", [(_e(c), "") for c in row]) for row in self.rows]))
+        return "\n".join(parts)
+
+
+def write_report(run_dir: Path, out: Path, sections: Sequence[ReportSection] = ()) -> Path:
+    """Write the HTML report of the run in ``run_dir`` to ``out``; returns ``out``.
+    ``sections`` are appended after the run's own (studies that go with the run)."""
     s, grid, dgrid = _load_run(Path(run_dir))
     duration = s.duration_s or (float(grid.t[-1] - grid.t[0]) if grid.t.size else 0.0)
     scale, xlabel = _time_unit(duration)
@@ -196,6 +224,7 @@ def write_report(run_dir: Path, out: Path) -> Path:
     parts += [_demands_table(s), _paths_html(s)]
     parts += ["<h2>Incidents</h2>", _incidents_html(s)]
     parts += ["<h2>Alarms</h2>", _alarms_html(s)]
+    parts += [section.html() for section in sections]
     parts.append(f"<footer>qnetkit {_e(qnetkit.__version__)} · report of "
                  f"{_e(Path(run_dir).name)}</footer></main></body></html>")
 
