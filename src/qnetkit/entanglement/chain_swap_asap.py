@@ -16,17 +16,29 @@ from the start of that run.
   (a Pauli channel) moving the noise of a qubit before the swaps is exact, since Pauli
   channels commute with the Bell measurement; for amplitude damping it is the same twirled
   approximation the operations use.
-* :func:`swap_asap_engine` (any swap probability, cutoffs): the protocol event by event, all
-  runs at once: each loop pass executes the next event of every unfinished run (a link's
-  success, or a pair passing the cutoff), with the swaps it triggers. A failed swap discards
-  both pairs; freed links start again at once.
+* :func:`swap_asap_engine` (any swap probability, cutoffs): the protocol event by event, one
+  run after the other in a compiled loop (:mod:`._swap_asap_kernel`): each step executes the
+  run's next event (a link's success, or a pair passing the cutoff), with the swaps it
+  triggers. A failed swap discards both pairs; freed links start again at once (also inside
+  the growing end-to-end pair, where the new pairs wait unused unless a failed swap or a cutoff
+  frees the memories around them: real events of the protocol, so the events per delivery grow
+  faster than the links). The next event is found in O(log links) (tournament trees), so each
+  event costs about the same at any chain length. Random inputs are drawn in batches: first
+  every run's initial link times (the closed form's draws, in the same order), then pools of
+  link samples and swap outcomes consumed in event order. States are evaluated afterwards,
+  vectorised over the runs, on each delivered pair's tree of swaps and memory waits.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
+from typing import Any
 
-from qnetkit._types import BoolArray, FloatArray, IntArray
+import numpy as np
+import numpy.typing as npt
+
+from qnetkit._types import FloatArray
+from qnetkit.entanglement import _swap_asap_kernel as kernel
 from qnetkit.entanglement.chain_nested import (
     ChainModel,
     Pairs,
@@ -37,8 +49,11 @@ from qnetkit.entanglement.chain_nested import (
 from qnetkit.entanglement.operations import decohere_pair, swap
 from qnetkit.errors import ParameterError
 
-#: Loop passes of the engine per link and delivered run before it gives up (cutoff too short).
+#: Events (link successes, expiries) per link of one run before the engine gives up (cutoff
+#: too short).
 MAX_EVENTS_PER_LINK = 20_000
+#: Rows per vectorised state update of the engine (see ``_Engine._states``).
+_STATE_BATCH = 4096
 
 
 def swap_asap_closed_form(model: ChainModel, n: int, rng: np.random.Generator) -> Pairs:
@@ -67,166 +82,147 @@ def swap_asap_closed_form(model: ChainModel, n: int, rng: np.random.Generator) -
     return Pairs(delivery, np.zeros(n), out, events=n * (2 * links - 1))
 
 
-class _Lanes:
-    """State of the unfinished runs: one row per run (compacted as runs finish)."""
-
-    def __init__(self, n: int, links: int) -> None:
-        self.row_id = np.arange(n)
-        self.now = np.zeros(n)
-        self.link_t = np.full((n, links), np.inf)  # ready time of a pending elementary pair
-        self.link_c = np.zeros((n, links, 4))
-        self.link_age = np.zeros((n, links))
-        # A pair (segment) is stored under its left node: right end, state, time of the state,
-        # creation of its oldest constituent; seg_l[j] is the left end of the pair ending at j.
-        self.seg_r = np.full((n, links + 1), -1, dtype=np.int64)
-        self.seg_l = np.full((n, links + 1), -1, dtype=np.int64)
-        self.seg_c = np.zeros((n, links + 1, 4))
-        self.seg_t = np.zeros((n, links + 1))
-        self.seg_o = np.zeros((n, links + 1))
-        self.seg_exp = np.full((n, links + 1), np.inf)  # when the pair passes the cutoff
-
-    def keep(self, mask: BoolArray) -> None:
-        for name in ("row_id", "now", "link_t", "link_c", "link_age",
-                     "seg_r", "seg_l", "seg_c", "seg_t", "seg_o", "seg_exp"):
-            setattr(self, name, getattr(self, name)[mask])
+def _grow(a: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
+    """``a`` with room for ``size`` rows along axis 0 (the first rows kept)."""
+    out = np.empty((size, *a.shape[1:]), dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
 
 
 class _Engine:
+    """Driver of the compiled event loop (:mod:`._swap_asap_kernel`): pools, then states."""
+
     def __init__(self, model: ChainModel, n: int, rng: np.random.Generator) -> None:
         self.m = model
+        self.n = n
         self.rng = rng
-        self.links = model.links
+        self.links = links = model.links
         self.sample: Sampler = purified_link_sampler(model, rng)
-        self.s = _Lanes(n, model.links)
-        self.events = 0
+        # Every run starts all its links at t = 0: the first n * links draws, run by run and
+        # link by link, as the closed form draws them (same stream, same link times).
+        init = self.sample(n * links)
+        self.init_t = np.ascontiguousarray(init.ready_s, dtype=np.float64).reshape(n, links)
+        self.init_age = np.ascontiguousarray(init.age_s, dtype=np.float64).reshape(n, links)
+        self.init_c = np.ascontiguousarray(init.coeffs, dtype=np.float64).reshape(n, links, 4)
+        self.pool_t = np.empty(0)
+        self.pool_age = np.empty(0)
+        self.pool_c = np.empty((0, 4))
+        self.pool_ev = np.empty(0)
+        self.pool_u = np.empty(0)
+        self.pool_used = 0  # samples consumed before the last compaction of the pool
+        self.st = np.zeros(kernel.N_ST, dtype=np.int64)
+        self.sf = np.zeros(kernel.N_SF)
+        self.sf[kernel.SF_EV] = init.events
+        self.fs = np.full((kernel.N_FS, links + 1), np.inf)
+        self.is_ = np.full((kernel.N_IS, links + 1), -1, dtype=np.int64)
+        self.link_c = np.zeros((links, 4))
+        leaves = 1 << max(links, 1).bit_length()  # a power of two >= links + 1
+        self.lt_tree = np.zeros(2 * leaves, dtype=np.int64)
+        self.ex_tree = np.zeros(2 * leaves, dtype=np.int64)
+        cap = 64 * links + 16
+        self.log_a = np.empty(cap, dtype=np.int64)
+        self.log_b = np.empty(cap, dtype=np.int64)
+        self.log_dta = np.empty(cap)
+        self.log_dtb = np.empty(cap)
+        self.log_c = np.empty((cap, 4))
+        self.ready = np.empty(n)
+        self.final_dt = np.empty(n)
+        self.leaf_c = np.empty((n, links, 4))
+        self.sw_a = np.empty((n, links - 1), dtype=np.int64)
+        self.sw_b = np.empty((n, links - 1), dtype=np.int64)
+        self.sw_dta = np.empty((n, links - 1))
+        self.sw_dtb = np.empty((n, links - 1))
+        self.sw_h = np.empty((n, links - 1), dtype=np.int64)
 
-    def start_links(self, rows: IntArray, links: IntArray) -> None:
-        """Start generation on the given links where both memories are free and idle."""
-        s = self.s
-        ok = (links >= 0) & (links < self.links)
-        rows, links = rows[ok], links[ok]
-        free = (
-            (s.seg_r[rows, links] < 0)
-            & (s.seg_l[rows, links + 1] < 0)
-            & np.isinf(s.link_t[rows, links])
-        )
-        rows, links = rows[free], links[free]
-        if rows.size == 0:
-            return
-        # Each call holds a run at most once, so no (row, link) is started twice.
-        p = self.sample(rows.size)
-        self.events += p.events
-        s.link_t[rows, links] = s.now[rows] + p.ready_s
-        s.link_c[rows, links] = p.coeffs
-        s.link_age[rows, links] = p.age_s
+    def _refill_size(self) -> int:
+        """Samples (or uniforms) to draw: the consumption so far, extrapolated to all runs."""
+        done = int(self.st[kernel.ST_RUN])
+        used = int(self.st[kernel.ST_POS]) + self.pool_used
+        # Before the first delivery: one restart per link and run (most chains need about
+        # that many: the unused rest of a refill is drawn for nothing).
+        per_run = used / done if done else float(self.links)
+        return int(min(max(1.1 * per_run * (self.n - done), 1024), 1 << 20))
 
-    def discard(self, rows: IntArray, left: IntArray) -> None:
-        """Drop the pairs stored under ``left`` and restart the links their memories block."""
-        s = self.s
-        right = s.seg_r[rows, left]
-        s.seg_r[rows, left] = -1
-        s.seg_l[rows, right] = -1
-        s.seg_exp[rows, left] = np.inf
-        self.start_links(rows, left)
-        self.start_links(rows, right - 1)
+    def _refill_samples(self) -> None:
+        pos = int(self.st[kernel.ST_POS])
+        self.pool_used += pos
+        p = self.sample(self._refill_size())
+        size = p.ready_s.size
+        self.pool_t = np.concatenate([self.pool_t[pos:], p.ready_s])
+        self.pool_age = np.concatenate([self.pool_age[pos:], p.age_s])
+        self.pool_c = np.concatenate([self.pool_c[pos:], p.coeffs])
+        self.pool_ev = np.concatenate([self.pool_ev[pos:], np.full(size, p.events / size)])
+        self.st[kernel.ST_POS] = 0
 
-    def swap_at(self, rows: IntArray, node: IntArray) -> None:
-        """Swap, at ``node``, the pair ending there with the pair starting there (both exist)."""
-        s = self.s
-        left = s.seg_l[rows, node]
-        right = s.seg_r[rows, node]
-        now = s.now[rows]
-        ca = wait_in_memory(self.m, s.seg_c[rows, left], now - s.seg_t[rows, left])
-        cb = wait_in_memory(self.m, s.seg_c[rows, node], now - s.seg_t[rows, node])
-        self.events += rows.size
-        ok = self.rng.random(rows.size) < self.m.swap_success_prob
-        # Both outcomes free the swapping node's memories.
-        s.seg_r[rows, node] = -1
-        s.seg_l[rows, node] = -1
-        s.seg_exp[rows, node] = np.inf
-        g, lg, rg = rows[ok], left[ok], right[ok]
-        s.seg_r[g, lg] = rg
-        s.seg_l[g, rg] = lg
-        s.seg_c[g, lg] = swap(ca[ok], cb[ok])
-        s.seg_t[g, lg] = s.now[g]
-        s.seg_o[g, lg] = np.minimum(s.seg_o[g, lg], s.seg_o[g, node[ok]])
-        s.seg_exp[g, lg] = s.seg_o[g, lg] + self.m.cutoff_s
-        bad = ~ok
-        b, lb, rb = rows[bad], left[bad], right[bad]
-        s.seg_r[b, lb] = -1
-        s.seg_l[b, rb] = -1
-        s.seg_exp[b, lb] = np.inf
-        self.start_links(b, lb)
-        self.start_links(b, rb - 1)
-        self.start_links(rows, node - 1)
-        self.start_links(rows, node)
+    def _refill_uniforms(self) -> None:
+        pos = int(self.st[kernel.ST_UPOS])
+        self.pool_u = np.concatenate([self.pool_u[pos:], self.rng.random(self._refill_size())])
+        self.st[kernel.ST_UPOS] = 0
 
-    def link_ready(self, rows: IntArray, link: IntArray) -> None:
-        s = self.s
-        s.seg_r[rows, link] = link + 1
-        s.seg_l[rows, link + 1] = link
-        s.seg_c[rows, link] = s.link_c[rows, link]
-        s.seg_t[rows, link] = s.now[rows]
-        s.seg_o[rows, link] = s.now[rows] - s.link_age[rows, link]
-        s.seg_exp[rows, link] = s.seg_o[rows, link] + self.m.cutoff_s
-        s.link_t[rows, link] = np.inf
-        # Swap at the left node, then at the right node, wherever the node now holds two pairs.
-        for node in (link, link + 1):
-            inner = (node > 0) & (node < self.links)
-            cand = rows[inner]
-            nd = node[inner]
-            both = (s.seg_l[cand, nd] >= 0) & (s.seg_r[cand, nd] >= 0)
-            if np.any(both):
-                self.swap_at(cand[both], nd[both])
+    def _grow_log(self) -> None:
+        cap = 2 * self.log_a.size
+        self.log_a, self.log_b = _grow(self.log_a, cap), _grow(self.log_b, cap)
+        self.log_dta, self.log_dtb = _grow(self.log_dta, cap), _grow(self.log_dtb, cap)
+        self.log_c = _grow(self.log_c, cap)
 
-    def run(self, n: int) -> Pairs:
-        links = self.links
-        s = self.s
-        rows_all = np.repeat(np.arange(n), links)
-        self.start_links(rows_all, np.tile(np.arange(links), n))
-        ready = np.empty(n)
-        coeffs = np.empty((n, 4))
-        cut = self.m.cutoff_s
-        alive = np.ones(n, dtype=bool)
-        for _ in range(MAX_EVENTS_PER_LINK * links):
-            rows = np.flatnonzero(alive)
-            if rows.size == 0:
-                return Pairs(ready, np.zeros(n), coeffs, events=self.events)
-            i_link = np.argmin(s.link_t, axis=1)[rows]
-            t_link = s.link_t[rows, i_link]
-            if np.isfinite(cut):
-                j_exp = np.argmin(s.seg_exp, axis=1)[rows]
-                t_exp = s.seg_exp[rows, j_exp]
-                is_exp = t_exp < t_link
+    def run(self) -> Pairs:
+        m = self.m
+        while True:
+            status = kernel.run_engine(
+                self.links, float(m.cutoff_s), float(m.swap_success_prob),
+                MAX_EVENTS_PER_LINK * self.links,
+                self.init_t, self.init_age, self.init_c,
+                self.pool_t, self.pool_age, self.pool_c, self.pool_ev, self.pool_u,
+                self.st, self.sf, self.fs, self.is_, self.link_c, self.lt_tree, self.ex_tree,
+                self.log_a, self.log_b, self.log_dta, self.log_dtb, self.log_c,
+                self.ready, self.final_dt, self.leaf_c, self.sw_a, self.sw_b,
+                self.sw_dta, self.sw_dtb, self.sw_h,
+            )
+            if status == kernel.DONE:
+                break
+            if status == kernel.NEED_SAMPLES:
+                self._refill_samples()
+            elif status == kernel.NEED_UNIFORMS:
+                self._refill_uniforms()
+            elif status == kernel.NEED_LOG:
+                self._grow_log()
             else:
-                is_exp = np.zeros(rows.size, dtype=bool)
-                t_exp = t_link
-            s.now[rows] = np.where(is_exp, t_exp, t_link)
-            if np.any(is_exp):
-                self.events += int(is_exp.sum())
-                self.discard(rows[is_exp], j_exp[is_exp])
-            lr = ~is_exp
-            self.link_ready(rows[lr], i_link[lr])
-            d = rows[s.seg_r[rows, 0] == links]
-            if d.size:
-                ready[s.row_id[d]] = s.now[d]
-                coeffs[s.row_id[d]] = wait_in_memory(
-                    self.m, s.seg_c[d, 0], s.now[d] - s.seg_t[d, 0]
+                raise ParameterError(
+                    "cutoff_s", m.cutoff_s, "too short: no delivery within the event limit"
                 )
-                self.events += d.size
-                alive[d] = False
-                # Finished runs stay as dead rows (no events) until a third are dead.
-                s.link_t[d] = np.inf
-                s.seg_exp[d] = np.inf
-                if 3 * (alive.size - rows.size + d.size) > alive.size:
-                    s.keep(alive)
-                    alive = np.ones(s.row_id.size, dtype=bool)
-        raise ParameterError("cutoff_s", cut, "too short: no delivery within the event limit")
+        events = round(float(self.sf[kernel.SF_EV])) + int(self.st[kernel.ST_EVENTS])
+        return Pairs(self.ready, np.zeros(self.n), self._states(), events=events)
+
+    def _states(self) -> FloatArray:
+        """Delivered states: each run's swap tree, level by level over all runs at once."""
+        n, links = self.n, self.links
+        width = 2 * links - 1  # states of one run: its leaves, then its swaps
+        s = np.empty((n, width, 4))
+        s[:, :links] = self.leaf_c
+        flat = s.reshape(n * width, 4)
+        h = self.sw_h.ravel()
+        order = np.argsort(h, kind="stable")
+        bounds = np.searchsorted(h[order], np.arange(1, int(h.max(initial=0)) + 2))
+        base = (order // (links - 1)) * width if links > 1 else order
+        sw_a, sw_b = self.sw_a.ravel(), self.sw_b.ravel()
+        dta, dtb = self.sw_dta.ravel(), self.sw_dtb.ravel()
+        # Swaps of one height at a time (their inputs are ready), in slices of at most
+        # _STATE_BATCH rows: larger 4x4 products go multi-threaded in BLAS, which costs more
+        # than it saves on these small rows (and competes with other work for the cores).
+        cuts = np.unique(np.concatenate([bounds, np.arange(0, h.size, _STATE_BATCH)]))
+        for lo, hi in itertools.pairwise(cuts):
+            f = order[lo:hi]  # swaps of one height (run-major flat index)
+            row0 = base[lo:hi]
+            ca = wait_in_memory(self.m, flat[row0 + sw_a[f]], dta[f])
+            cb = wait_in_memory(self.m, flat[row0 + sw_b[f]], dtb[f])
+            flat[row0 + links + f % (links - 1)] = swap(ca, cb)
+        # Post-order: the end-to-end pair is the last swap (the only leaf for one link).
+        return wait_in_memory(self.m, s[:, width - 1], self.final_dt)
 
 
 def swap_asap_engine(model: ChainModel, n: int, rng: np.random.Generator) -> Pairs:
-    """``n`` deliveries of SWAP-ASAP, event by event, vectorised over the runs."""
-    return _Engine(model, n, rng).run(n)
+    """``n`` deliveries of SWAP-ASAP, event by event (compiled loop, module docstring)."""
+    return _Engine(model, n, rng).run()
 
 
 __all__ = ["swap_asap_closed_form", "swap_asap_engine"]
