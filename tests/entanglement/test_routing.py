@@ -336,3 +336,23 @@ def test_a_hopeless_link_costs_no_events_and_bad_durations_are_refused() -> None
     assert res.events < 100
     with pytest.raises(ParameterError, match="duration_s"):
         simulate_routing(parse_network(_cross(2)), duration_s=0.0)
+
+
+def test_the_run_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # The event loop pauses the cyclic collector for speed; it must be restored afterwards,
+    # enabled or not, and the run's results must not depend on it.
+    import gc
+
+    net = parse_network(_cross(2))
+    assert gc.isenabled()
+    a = simulate_routing(net, duration_s=10.0, seed=4)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        b = simulate_routing(net, duration_s=10.0, seed=4)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert a.request("r1").delivery_times_s == b.request("r1").delivery_times_s
+    assert a.request("r1").delivered_pairs == 40
+    assert a.events == b.events > 80

@@ -40,14 +40,22 @@ Model (event-driven on :class:`qnetkit.sim.Simulator`; the file format is
   the arrival, so queueing counts) and the time spent in the queue. Per node: utilisation,
   the time-averaged fraction of its memories held by requests, and the fraction holding a
   stored qubit.
+
+Implementation (for speed; the model above is unchanged): the router keeps its own agenda, a
+binary heap of plain tuples ``(time_s, priority, insertion, kind, ...)`` ordered exactly as
+:class:`qnetkit.sim.Simulator` orders its events (time, then priority, then scheduling order),
+instead of one ``Event`` object and callback per event, which cost more than the model itself
+on busy networks (about 10 us per event). A superseded cutoff watchdog is dropped lazily when it
+reaches the top (its service holds the insertion number of the live one). The random streams
+are the engine's (``RandomStreams``, same names), so a run is reproducible from its seed.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -59,62 +67,54 @@ from qnetkit.entanglement.routing_result import (
     RoutingResult,
     link_params,
 )
+from qnetkit.entanglement.routing_service import (
+    _ALIVE,
+    _DEPTH,
+    _E,
+    _KNOWN,
+    _QE,
+    _QS,
+    _S,
+    _TC,
+    _UID,
+    _Segment,
+    _Service,
+)
 from qnetkit.entanglement.routing_states import PairHistory
-from qnetkit.entanglement.routing_topology import EntNetwork, EntRequest, RoutingFileError
+from qnetkit.entanglement.routing_topology import (
+    EntNetwork,
+    EntRequest,
+    RoutingFileError,
+    find_path,
+)
 from qnetkit.errors import ParameterError
 from qnetkit.physics.heralding import FIBER_GROUP_VELOCITY_KM_PER_S
 from qnetkit.physics.memory import QuantumMemory
-from qnetkit.sim import Event, Simulator
+from qnetkit.sim.streams import RandomStreams
 
 __all__ = ["FIBER_GROUP_VELOCITY_KM_PER_S", "NodeUsage", "RequestResult", "RoutingResult",
            "simulate_routing"]
 
 _UNIFORM_BATCH = 4096
-
-
-class _Segment:
-    """An entangled pair between path positions ``s`` < ``e`` of one request."""
-
-    __slots__ = ("alive", "e", "known_s", "q_e", "q_s", "s", "t_c", "uid")
-
-    def __init__(self, s: int, e: int, uid: int, t_c: float, q_s: float, q_e: float,
-                 known_s: float) -> None:
-        # uid: the pair's record in the PairHistory; t_c: when it was made (its state's time)
-        self.s, self.e, self.uid, self.t_c = s, e, uid, t_c
-        self.q_s, self.q_e, self.known_s = q_s, q_e, known_s  # storage starts; outcomes known
-        self.alive = True
-
-
-class _Service:
-    """A request being served on its allocated path."""
-
-    def __init__(self, req: int, path: list[int], links: list[int], hops: list[LinkParams],
-                 k: int, cum_km: list[float], now_s: float) -> None:
-        n = len(path)
-        self.req, self.path, self.hops, self.k, self.cum_km = req, path, hops, k, cum_km
-        self.links = links  # index of each hop's link
-        self.since_s = now_s
-        self.free_r = [k] * n  # memories facing the next node, per path position
-        self.free_l = [k] * n  # memories facing the previous node
-        self.ending: list[deque[_Segment]] = [deque() for _ in range(n)]
-        self.starting: list[deque[_Segment]] = [deque() for _ in range(n)]
-        # Pairs spanning the path whose swap outcomes are still travelling (a dict: ordered).
-        self.in_flight: dict[_Segment, None] = {}
-        # Cutoff deadlines of the pairs made (dead ones dropped when they surface) and the one
-        # watchdog event, at the earliest: one engine event per service, not one per pair.
-        self.deadlines: list[tuple[float, int, _Segment]] = []
-        self.watch: Event | None = None
-        self.watch_s = math.inf
-        self.active = True
+_INF = math.inf
+# Agenda entry kinds: (time_s, priority, insertion, kind, a, b).
+_HERALD, _DELIVER, _WATCH, _ARRIVE, _WITHDRAW = range(5)
+# Below this many superseded watchdogs a rebuild of the agenda is not worth its O(n).
+_COMPACT_MIN_STALE = 1024
 
 
 class _Router:
     def __init__(self, net: EntNetwork, duration_s: float, seed: int) -> None:
         self.net, self.duration_s = net, duration_s
-        self.sim = Simulator(seed)
-        self.rng_attempts = self.sim.streams.stream("routing.attempts")
-        self.rng_swap = self.sim.streams.stream("routing.swap")
-        self._u = np.empty(0)
+        self.streams = RandomStreams(seed)
+        self.rng_attempts = self.streams.stream("routing.attempts")
+        self.rng_swap = self.streams.stream("routing.swap")
+        self.now_s = 0.0
+        self.agenda: list[tuple[float, int, int, int, Any, Any]] = []
+        self._aseq = 0  # agenda insertion counter (the engine's tie-break)
+        self._stale = 0  # superseded watchdogs still on the agenda
+        self.events = 0
+        self._u: list[float] = []
         self._seq = 0  # tie-break of equal deadlines: order of making
         self._ui = 0
         self.ids = [n.id for n in net.nodes]
@@ -125,7 +125,6 @@ class _Router:
         self.memory = [QuantumMemory(efficiency=n.efficiency, t1_s=n.t1_s or inf,
                                      t2_s=n.t2_s or inf, max_storage_s=n.max_storage_s or inf)
                        for n in net.nodes]
-        self.ideal = [n.t1_s is None and n.t2_s is None for n in net.nodes]
         cutoff = net.cutoff_s or inf
         self.limit_s = [min(cutoff, m.max_storage_s) for m in self.memory]
         self.adj: list[list[tuple[int, int, float]]] = [[] for _ in net.nodes]
@@ -134,12 +133,17 @@ class _Router:
             a, b = index[ln.a], index[ln.b]
             self.adj[a].append((b, j, ln.length_km))
             self.adj[b].append((a, j, ln.length_km))
-        self.link_ends = [(index[ln.a], index[ln.b]) for ln in net.links]
         sw = net.swap
         self.swap_p = sw.success_prob
         self.history = PairHistory(
             [ln.coeffs for ln in self.links], self.memory,
             {"gate_depolarizing": sw.gate_depolarizing, "measurement_error": sw.measurement_error})
+        # The history's record lists are appended to here directly (they are cleared in place
+        # by each flush); made counts the records, so a record's uid is made before it.
+        self.rec_link = self.history.link
+        self.rec_swaps = self.history.swaps
+        self.rec_deliveries = self.history.deliveries
+        self.made = 0
         self.requests: list[EntRequest] = list(net.requests)
         self.ends = [(index[r.a], index[r.b]) for r in net.requests]
         self.results = [RequestResult.empty(r) for r in net.requests]
@@ -162,15 +166,61 @@ class _Router:
                 "(success probability 0)"))])
         return params
 
-    # -- random numbers ---------------------------------------------------------------------
+    # -- the agenda ---------------------------------------------------------------------------
 
-    def _uniform(self) -> float:
-        if self._ui >= len(self._u):
-            self._u = 1.0 - self.rng_attempts.random(_UNIFORM_BATCH)  # in (0, 1]
-            self._ui = 0
-        u = float(self._u[self._ui])
-        self._ui += 1
-        return u
+    def _push(self, time_s: float, priority: int, kind: int, a: Any, b: Any = None) -> int:
+        seq = self._aseq
+        self._aseq = seq + 1
+        heapq.heappush(self.agenda, (time_s, priority, seq, kind, a, b))
+        return seq
+
+    def _watch(self, svc: _Service, time_s: float) -> None:
+        """(Re-)arm the service's cutoff watchdog at ``time_s``, superseding any pending one."""
+        if svc.watch_seq >= 0:
+            self._stale += 1
+            # Bound the agenda (as the engine's compaction does): drop stale entries when they
+            # outnumber the live ones.
+            if self._stale > _COMPACT_MIN_STALE and 2 * self._stale > len(self.agenda):
+                self.agenda[:] = [x for x in self.agenda
+                                  if x[3] != _WATCH or x[4].watch_seq == x[2]]
+                heapq.heapify(self.agenda)
+                self._stale = 0
+        svc.watch_seq = self._push(time_s, 0, _WATCH, svc)
+        svc.watch_s = time_s
+
+    def _run_agenda(self) -> None:
+        """Next-event time advance over the agenda up to and including ``duration_s``."""
+        heap, pop, limit = self.agenda, heapq.heappop, self.duration_s
+        herald, deliver = self._herald, self._deliver
+        executed = 0
+        while heap:
+            entry = pop(heap)
+            time_s = entry[0]
+            if time_s > limit:
+                break
+            kind = entry[3]
+            if kind == _HERALD:
+                self.now_s = time_s
+                svc = entry[4]
+                if svc.active:
+                    herald(svc, entry[5])
+            elif kind == _DELIVER:
+                self.now_s = time_s
+                deliver(entry[4], entry[5])
+            elif kind == _WATCH:
+                if entry[4].watch_seq != entry[2]:  # superseded: never runs, not counted
+                    self._stale -= 1
+                    continue
+                self.now_s = time_s
+                self._watchdog(entry[4])
+            elif kind == _ARRIVE:
+                self.now_s = time_s
+                self._arrive(entry[4])
+            else:
+                self.now_s = time_s
+                self._withdraw(entry[4])
+            executed += 1
+        self.events = executed
 
     # -- queue and allocation ---------------------------------------------------------------
 
@@ -195,40 +245,9 @@ class _Router:
                 self._start(r, path)
 
     def _find_path(self, r: int) -> list[tuple[int, int]] | None:
-        """Lexicographic Dijkstra over nodes with free memories: [(node, link into it)]."""
         a, b = self.ends[r]
-        k = self.requests[r].multiplex
-        free = self.free
-        if free[a] < k or free[b] < k:
-            return None
-        by_km = self.net.path_policy == "shortest-km"
-        best: dict[int, tuple[float, float]] = {a: (0.0, 0.0)}
-        back: dict[int, tuple[int, int]] = {}
-        heap: list[tuple[float, float, int]] = [(0.0, 0.0, a)]
-        done: set[int] = set()
-        while heap:
-            w1, w2, u = heapq.heappop(heap)
-            if u in done:
-                continue
-            if u == b:
-                break
-            done.add(u)
-            for v, j, km in self.adj[u]:
-                if v in done or (v != b and free[v] < 2 * k):
-                    continue
-                key = (w1 + km, w2 + 1.0) if by_km else (w1 + 1.0, w2 + km)
-                if key < best.get(v, (math.inf, math.inf)):
-                    best[v] = key
-                    back[v] = (u, j)
-                    heapq.heappush(heap, (key[0], key[1], v))
-        if b not in back:
-            return None
-        out = [(b, back[b][1])]
-        while out[-1][0] != a:
-            u, _ = back[out[-1][0]]
-            out.append((u, back[u][1] if u != a else -1))
-        out.reverse()
-        return out
+        return find_path(self.adj, self.free, a, b, self.requests[r].multiplex,
+                         by_km=self.net.path_policy == "shortest-km")
 
     def _start(self, r: int, route: list[tuple[int, int]]) -> None:
         k = self.requests[r].multiplex
@@ -244,17 +263,18 @@ class _Router:
             self.peak_reserved[u] = max(self.peak_reserved[u], used)
         res = self.results[r]
         res.state, res.path = "serving", [self.ids[u] for u in path]
-        res.queue_wait_s = self.sim.now_s - self.requests[r].start_s
-        svc = _Service(r, path, links, hops, k, cum, self.sim.now_s)
+        res.queue_wait_s = self.now_s - self.requests[r].start_s
+        svc = _Service(r, path, links, hops, k, cum, self.limit_s, self.now_s)
         self.services[r] = svc
         for h in range(len(hops)):
             self._generate(svc, h)
 
     def _finish(self, svc: _Service, state: str) -> None:
-        now = self.sim.now_s
+        now = self.now_s
         svc.active = False
-        if svc.watch is not None:
-            svc.watch.cancel()
+        if svc.watch_seq >= 0:  # withdraw the pending watchdog
+            svc.watch_seq = -1
+            self._stale += 1
         svc.deadlines.clear()
         self.results[svc.req].state = state
         last = len(svc.path) - 1
@@ -264,130 +284,144 @@ class _Router:
             self.reserved_s[u] += held * (now - svc.since_s)
             for seg in svc.starting[i]:
                 self._drop(svc, seg)
-        for seg in svc.in_flight:
+        for seg in svc.in_flight.values():
             self._drop(svc, seg)
         self._serve_queue()
 
     # -- link generation, swapping, delivery ------------------------------------------------
 
     def _generate(self, svc: _Service, h: int) -> None:
-        """Start a generator on hop h for each free memory pair at its two ends."""
+        """Start a generator on hop h for each free memory pair at its two ends.
+
+        The number of attempts to success is geometric, ``N = 1 + floor(ln U / ln(1-p))``
+        (inverse transform); the success is one agenda entry at ``N x attempt_s``.
+        """
         free_r, free_l = svc.free_r, svc.free_l
-        link = svc.hops[h]
         while free_r[h] > 0 and free_l[h + 1] > 0:
             free_r[h] -= 1
             free_l[h + 1] -= 1
-            n = 1 if link.log_fail == -math.inf else \
-                1 + math.floor(math.log(self._uniform()) / link.log_fail)
-            delay_s = n * link.attempt_s
-            if self.sim.now_s + delay_s <= self.duration_s:  # else: still trying at the end
-                self.sim.schedule(delay_s, self._herald, svc, h)
+            log_fail = svc.log_fail[h]
+            if log_fail == -_INF:
+                n = 1
+            else:
+                i = self._ui
+                if i >= len(self._u):
+                    self._u = (1.0 - self.rng_attempts.random(_UNIFORM_BATCH)).tolist()  # (0,1]
+                    i = 0
+                self._ui = i + 1
+                n = 1 + math.floor(math.log(self._u[i]) / log_fail)
+            time_s = self.now_s + n * svc.attempt_s[h]
+            if time_s <= self.duration_s:  # else: still trying at the end
+                seq = self._aseq
+                self._aseq = seq + 1
+                heapq.heappush(self.agenda, (time_s, 0, seq, _HERALD, svc, h))
 
     def _herald(self, svc: _Service, h: int) -> None:
-        if not svc.active:
-            return
-        now = self.sim.now_s
-        link = svc.hops[h]
-        emitted = now - link.attempt_s
-        uid = self.history.heralded(svc.links[h])
-        seg = _Segment(h, h + 1, uid, emitted, emitted, emitted, now)
-        self._place(svc, seg)
+        now = self.now_s
+        emitted = now - svc.attempt_s[h]
+        uid = self.made
+        self.made = uid + 1
+        self.rec_link.append(svc.links[h])
+        self._place(svc, [h, h + 1, uid, emitted, emitted, emitted, now, 0, True])
 
     def _place(self, svc: _Service, seg: _Segment) -> None:
-        """A new pair: schedule its cutoff, then deliver it or swap wherever possible.
+        """A new pair: arm its cutoff, then deliver it or swap wherever possible.
 
         A worklist rather than recursion: a swap makes a longer pair whose two ends may swap in
-        turn, and with multiplexing a node may hold several pairs on each side.
+        turn, and with multiplexing a node may hold several pairs on each side. The swap
+        (SWAP-ASAP, module docstring) is inlined here: this is the run's inner loop.
         """
-        last = len(svc.path) - 1
+        now, last, lim = self.now_s, svc.last, svc.limit_s
+        ending, starting, path = svc.ending, svc.starting, svc.path
+        free_l, free_r, cum = svc.free_l, svc.free_r, svc.cum_km
+        stored, hist, swap_p = self.stored_s, self.history, self.swap_p
+        rec_link, rec_swaps = self.rec_link, self.rec_swaps
+        heappush = heapq.heappush
         work = [seg]
         while work:
             seg = work.pop()
-            if not self._arm_cutoff(svc, seg):
-                continue
-            if seg.s == 0 and seg.e == last:
-                if seg.known_s > self.sim.now_s:
-                    svc.in_flight[seg] = None
-                    self.sim.schedule_at(seg.known_s, self._deliver, svc, seg)
+            s, e = seg[_S], seg[_E]
+            # The pair's cutoff: when its older qubit has been stored for its node's limit.
+            deadline = min(seg[_QS] + lim[s], seg[_QE] + lim[e])
+            if deadline != _INF:
+                if deadline < now:  # already past it: dropped at once
+                    self._drop(svc, seg)
+                    self.results[svc.req].lost_pairs += 1
+                    self._generate(svc, s)
+                    self._generate(svc, e - 1)
+                    continue
+                self._seq += 1
+                heappush(svc.deadlines, (deadline, self._seq, seg))
+                if deadline < svc.watch_s:
+                    self._watch(svc, deadline)
+            if s == 0 and e == last:
+                if seg[_KNOWN] > now:
+                    svc.in_flight[seg[_UID]] = seg
+                    self._push(seg[_KNOWN], 0, _DELIVER, svc, seg)
                 else:
                     self._deliver(svc, seg)
                 continue
-            svc.starting[seg.s].append(seg)
-            svc.ending[seg.e].append(seg)
-            for i in (seg.s, seg.e):
-                while 0 < i < last and svc.ending[i] and svc.starting[i]:
-                    made = self._swap(svc, i)
-                    if made is not None:
-                        work.append(made)
-
-    def _arm_cutoff(self, svc: _Service, seg: _Segment) -> bool:
-        """Schedule the pair's cutoff; False (pair dropped) if it is already past it."""
-        path, lim = svc.path, self.limit_s
-        deadline = min(seg.q_s + lim[path[seg.s]], seg.q_e + lim[path[seg.e]])
-        if deadline == math.inf:
-            return True
-        if deadline < self.sim.now_s:
-            self._drop(svc, seg)
-            self.results[svc.req].lost_pairs += 1
-            self._generate(svc, seg.s)
-            self._generate(svc, seg.e - 1)
-            return False
-        self._seq += 1
-        heapq.heappush(svc.deadlines, (deadline, self._seq, seg))
-        if deadline < svc.watch_s:
-            if svc.watch is not None:
-                svc.watch.cancel()
-            svc.watch = self.sim.schedule_at(deadline, self._watchdog, svc)
-            svc.watch_s = deadline
-        return True
+            starting[s].append(seg)
+            ending[e].append(seg)
+            for i in (s, e):
+                while 0 < i < last and ending[i] and starting[i]:
+                    # Swap the oldest pair ending at i with the oldest starting there.
+                    left, right = ending[i].popleft(), starting[i].popleft()
+                    starting[left[_S]].remove(left)
+                    ending[right[_E]].remove(right)
+                    left[_ALIVE] = False
+                    right[_ALIVE] = False
+                    stored[path[i]] += (now - left[_QE]) + (now - right[_QS])
+                    free_l[i] += 1
+                    free_r[i] += 1
+                    if swap_p < 1.0 and self.rng_swap.random() >= swap_p:
+                        self._failed_swap(svc, i, left, right)
+                        continue
+                    # Record the swap (PairHistory.swaps); an input made in an earlier chunk
+                    # is carried there as a computed state, so its depth in this chunk is 0.
+                    uid = self.made
+                    self.made = uid + 1
+                    base = hist.base
+                    depth = 1 + max(left[_DEPTH] if left[_UID] >= base else 0,
+                                    right[_DEPTH] if right[_UID] >= base else 0)
+                    rec_link.append(-1)
+                    rec_swaps.extend((uid, left[_UID], right[_UID], path[left[_S]], path[i],
+                                      path[right[_E]], now - left[_TC], now - right[_TC], depth))
+                    tell_s = max(cum[i] - cum[left[_S]], cum[right[_E]] - cum[i]) / \
+                        FIBER_GROUP_VELOCITY_KM_PER_S
+                    known = max(left[_KNOWN], right[_KNOWN], now + tell_s)
+                    # Restart both hops (free_l[i], free_r[i] > 0 now: check the far ends).
+                    if free_r[i - 1] > 0:
+                        self._generate(svc, i - 1)
+                    if free_l[i + 1] > 0:
+                        self._generate(svc, i)
+                    work.append([left[_S], right[_E], uid, now, left[_QS], right[_QE], known,
+                                 depth, True])
 
     def _watchdog(self, svc: _Service) -> None:
         """Discard the service's pairs whose deadline has come; re-arm for the next one."""
-        svc.watch, svc.watch_s = None, math.inf
+        svc.watch_seq, svc.watch_s = -1, _INF
         if not svc.active:
             return
-        heap, now = svc.deadlines, self.sim.now_s
-        while heap and (heap[0][0] <= now or not heap[0][2].alive):
+        heap, now = svc.deadlines, self.now_s
+        while heap and (heap[0][0] <= now or not heap[0][2][_ALIVE]):
             seg = heapq.heappop(heap)[2]
-            if seg.alive:
+            if seg[_ALIVE]:
                 self._cutoff(svc, seg)
         if heap:
-            svc.watch_s = heap[0][0]
-            svc.watch = self.sim.schedule_at(svc.watch_s, self._watchdog, svc)
+            self._watch(svc, heap[0][0])
 
-    def _swap(self, svc: _Service, i: int) -> _Segment | None:
-        """Swap the oldest pair ending at path position i with the oldest starting there."""
-        left, right = svc.ending[i].popleft(), svc.starting[i].popleft()
-        svc.starting[left.s].remove(left)
-        svc.ending[right.e].remove(right)
-        now = self.sim.now_s
-        u = svc.path[i]
-        left.alive = right.alive = False
-        self.stored_s[u] += (now - left.q_e) + (now - right.q_s)
-        svc.free_l[i] += 1
-        svc.free_r[i] += 1
-        if self.swap_p < 1.0 and self.rng_swap.random() >= self.swap_p:
-            # Both pairs are lost with the failed Bell measurement; their outer qubits too.
-            self._release(svc, left.s, left.q_s, right=True)
-            self._release(svc, right.e, right.q_e, right=False)
-            self.results[svc.req].lost_pairs += 2
-            self._generate(svc, i - 1)
-            self._generate(svc, i)
-            return None
-        path = svc.path
-        uid = self.history.swapped(left.uid, right.uid, path[left.s], u, path[right.e],
-                                   now - left.t_c, now - right.t_c)
-        v = FIBER_GROUP_VELOCITY_KM_PER_S
-        cum = svc.cum_km
-        tell_s = max(cum[i] - cum[left.s], cum[right.e] - cum[i]) / v
-        known = max(left.known_s, right.known_s, now + tell_s)
+    def _failed_swap(self, svc: _Service, i: int, left: _Segment, right: _Segment) -> None:
+        """A failed Bell measurement at i loses both pairs; their outer qubits are freed too."""
+        self._release(svc, left[_S], left[_QS], right=True)
+        self._release(svc, right[_E], right[_QE], right=False)
+        self.results[svc.req].lost_pairs += 2
         self._generate(svc, i - 1)
         self._generate(svc, i)
-        return _Segment(left.s, right.e, uid, now, left.q_s, right.q_e, known)
 
     def _release(self, svc: _Service, i: int, stored_since_s: float, *, right: bool) -> None:
         """Free the memory at path position i that held a qubit since ``stored_since_s``."""
-        self.stored_s[svc.path[i]] += self.sim.now_s - stored_since_s
+        self.stored_s[svc.path[i]] += self.now_s - stored_since_s
         if right:
             svc.free_r[i] += 1
         else:
@@ -395,35 +429,41 @@ class _Router:
 
     def _drop(self, svc: _Service, seg: _Segment) -> None:
         """Discard a pair (cutoff, or its request ended); its memories are freed."""
-        if not seg.alive:
+        if not seg[_ALIVE]:
             return
-        seg.alive = False
-        self._release(svc, seg.s, seg.q_s, right=True)
-        self._release(svc, seg.e, seg.q_e, right=False)
+        seg[_ALIVE] = False
+        self._release(svc, seg[_S], seg[_QS], right=True)
+        self._release(svc, seg[_E], seg[_QE], right=False)
 
     def _cutoff(self, svc: _Service, seg: _Segment) -> None:
-        if seg in svc.in_flight:
-            del svc.in_flight[seg]
+        if seg[_UID] in svc.in_flight:
+            del svc.in_flight[seg[_UID]]
         else:
-            svc.starting[seg.s].remove(seg)
-            svc.ending[seg.e].remove(seg)
+            svc.starting[seg[_S]].remove(seg)
+            svc.ending[seg[_E]].remove(seg)
         self._drop(svc, seg)
         self.results[svc.req].lost_pairs += 1
-        self._generate(svc, seg.s)
-        self._generate(svc, seg.e - 1)
+        self._generate(svc, seg[_S])
+        self._generate(svc, seg[_E] - 1)
 
     def _deliver(self, svc: _Service, seg: _Segment) -> None:
-        if not (svc.active and seg.alive):
+        if not (svc.active and seg[_ALIVE]):
             return
-        svc.in_flight.pop(seg, None)
-        now = self.sim.now_s
+        svc.in_flight.pop(seg[_UID], None)
+        now = self.now_s
         path = svc.path
         res, req = self.results[svc.req], self.requests[svc.req]
-        self.history.delivered(seg.uid, path[0], path[-1], now - seg.t_c, svc.req)
+        self.rec_deliveries.extend((seg[_UID], path[0], path[-1], now - seg[_TC], svc.req))
         res.delivery_times_s.append(now)
         if self.history.full:
             self._flush()
-        self._drop(svc, seg)
+        # _drop inlined: the pair is alive (checked above)
+        seg[_ALIVE] = False
+        stored = self.stored_s
+        stored[path[0]] += now - seg[_QS]
+        stored[path[-1]] += now - seg[_QE]
+        svc.free_r[0] += 1
+        svc.free_l[-1] += 1
         if req.pairs is not None and len(res.delivery_times_s) >= req.pairs:
             res.finished_s = now
             self._finish(svc, "done")
@@ -434,11 +474,15 @@ class _Router:
     def _flush(self, *, final: bool = False) -> None:
         """Evaluate the recorded pairs' states (PairHistory), keeping those still stored."""
         alive = [] if final else [
-            seg.uid for svc in self.services if svc is not None and svc.active
-            for seg in [*svc.in_flight, *(x for q in svc.starting for x in q)]]
+            seg[_UID] for svc in self.services if svc is not None and svc.active
+            for seg in [*svc.in_flight.values(), *(x for q in svc.starting for x in q)]]
         tags, states = self.history.flush(alive)
-        for r in np.unique(tags):
-            self.states[int(r)].append(states[tags == r])
+        order = np.argsort(tags, kind="stable")
+        tags, states = tags[order], states[order]
+        bounds = np.flatnonzero(np.diff(tags)) + 1
+        for chunk in np.split(np.arange(len(tags)), bounds):
+            if len(chunk):
+                self.states[int(tags[chunk[0]])].append(states[chunk])
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -446,21 +490,30 @@ class _Router:
         t0 = time.perf_counter()
         for r, req in enumerate(self.requests):
             if req.start_s <= self.duration_s:
-                self.sim.schedule_at(req.start_s, self._arrive, r, priority=1)
+                self._push(float(req.start_s), 1, _ARRIVE, r)
             if req.end_s is not None and req.end_s <= self.duration_s:
-                self.sim.schedule_at(req.end_s, self._withdraw, r, priority=0)
-        self.sim.run(until_s=self.duration_s)
-        end = self.duration_s
+                self._push(float(req.end_s), 0, _WITHDRAW, r)
+        # The cyclic garbage collector is paused for the event loop: it makes no reference
+        # cycles, yet its millions of short-lived pairs and entries would trigger a collection
+        # every few hundred allocations (10-20 % of the run). Restored whatever happens.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._run_agenda()
+        finally:
+            if collecting:
+                gc.enable()
+        self.now_s = end = self.duration_s
         for svc in self.services:
             if svc is not None and svc.active:
                 last = len(svc.path) - 1
                 for i, u in enumerate(svc.path):
                     self.reserved_s[u] += (svc.k if i in (0, last) else 2 * svc.k) * \
                         (end - svc.since_s)
-                for seg in [*svc.in_flight, *(x for q in svc.starting for x in q)]:
-                    if seg.alive:
-                        self.stored_s[svc.path[seg.s]] += end - seg.q_s
-                        self.stored_s[svc.path[seg.e]] += end - seg.q_e
+                for seg in [*svc.in_flight.values(), *(x for q in svc.starting for x in q)]:
+                    if seg[_ALIVE]:
+                        self.stored_s[svc.path[seg[_S]]] += end - seg[_QS]
+                        self.stored_s[svc.path[seg[_E]]] += end - seg[_QE]
         self._flush(final=True)
         for r, res in enumerate(self.results):
             states = np.concatenate(self.states[r]) if self.states[r] else np.zeros((0, 4))
@@ -470,9 +523,9 @@ class _Router:
                            storing_fraction=self.stored_s[u] / (cap * end),
                            peak_reserved=self.peak_reserved[u])
                  for u, (nid, cap) in enumerate(zip(self.ids, self.capacity, strict=True))]
-        return RoutingResult(name=self.net.name, duration_s=end, seed=self.sim.streams.seed,
+        return RoutingResult(name=self.net.name, duration_s=end, seed=self.streams.seed,
                              path_policy=self.net.path_policy, requests=self.results,
-                             nodes=nodes, events=self.sim.events_executed,
+                             nodes=nodes, events=self.events,
                              wall_s=time.perf_counter() - t0)
 
 

@@ -16,6 +16,7 @@ of pairs still stored, so memory does not grow with the length of the run.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import numpy as np
@@ -25,10 +26,13 @@ from qnetkit._types import FloatArray
 from qnetkit.entanglement.operations import decohere_pair, swap
 from qnetkit.physics.memory import QuantumMemory
 
-__all__ = ["CHUNK_RECORDS", "PairHistory"]
+__all__ = ["CHUNK_RECORDS", "DELIVERY_FIELDS", "SWAP_FIELDS", "PairHistory"]
 
-#: Pairs recorded between two evaluations: ~100 bytes each, so about 20 MB per chunk.
+#: Pairs recorded between two evaluations: under 100 bytes each (flat arrays), so at most
+#: about 20 MB per chunk.
 CHUNK_RECORDS = 200_000
+#: Numbers per record row in ``PairHistory.swaps`` and ``PairHistory.deliveries``.
+SWAP_FIELDS, DELIVERY_FIELDS = 9, 5
 
 
 class PairHistory:
@@ -49,35 +53,21 @@ class PairHistory:
         self._kinds = list(kinds)
         self.base = 0  # uid of the first record of the current chunk
         self.carry: dict[int, FloatArray] = {}  # states of earlier pairs still stored
-        self.link: list[int] = []  # link index for a heralded pair, -1 for a swapped one
-        self.depth: list[int] = []  # 0 for a heralded pair; 1 + the deeper input's for a swap
-        # Per swap: its pair id, the two inputs, and per input its end nodes and age at the swap.
-        self.swaps: list[tuple[int, int, int, int, int, int, float, float]] = []
-        # Per delivery: pair id, its end nodes, its age at delivery, a tag (the request).
-        self.deliveries: list[tuple[int, int, int, float, int]] = []
+        # The records, appended to by the router and emptied in place by each flush; flat typed
+        # arrays (one buffer copy into NumPy, no Python object per field): per pair made, its
+        # link index if heralded, -1 if swapped (its uid: base + position);
+        self.link = array("q")
+        # per swap: its pair id, the two inputs, their end nodes (left, middle, right), each
+        # input's age at the swap, and its depth (1 + the deeper input's within the chunk, a
+        # heralded or carried input counting 0: the levels of :meth:`flush`), SWAP_FIELDS a row;
+        self.swaps = array("d")
+        # per delivery: pair id, its end nodes, its age at delivery, a tag (the request),
+        # DELIVERY_FIELDS a row.
+        self.deliveries = array("d")
 
     @property
     def full(self) -> bool:
         return len(self.link) >= self.chunk
-
-    def heralded(self, link: int) -> int:
-        self.link.append(link)
-        self.depth.append(0)
-        return self.base + len(self.link) - 1
-
-    def _depth(self, uid: int) -> int:
-        return self.depth[uid - self.base] if uid >= self.base else 0  # carried: known
-
-    def swapped(self, left: int, right: int, u_left: int, u_mid: int, u_right: int,
-                age_left_s: float, age_right_s: float) -> int:
-        uid = self.base + len(self.link)
-        self.link.append(-1)
-        self.depth.append(1 + max(self._depth(left), self._depth(right)))
-        self.swaps.append((uid, left, right, u_left, u_mid, u_right, age_left_s, age_right_s))
-        return uid
-
-    def delivered(self, uid: int, u_a: int, u_b: int, age_s: float, tag: int) -> None:
-        self.deliveries.append((uid, u_a, u_b, age_s, tag))
 
     def _decohere(self, coeffs: FloatArray, u: Any, v: Any, age_s: FloatArray) -> FloatArray:
         """``decohere_pair`` row-wise, one call per (memory of u, memory of v) type pair."""
@@ -106,17 +96,17 @@ class PairHistory:
             out[old] = [where[int(u)] for u in uids[old]]
             return out
 
-        link = np.asarray(self.link, dtype=np.int64)
+        link = np.array(self.link, dtype=np.int64)
         states = np.zeros((m + len(link), 4))
         if m:
             states[:m] = np.asarray([self.carry[u] for u in carried])
         heralded = np.flatnonzero(link >= 0)
         states[m + heralded] = self.link_coeffs[link[heralded]]
         if self.swaps:
-            sw = np.asarray(self.swaps, dtype=np.float64)
+            sw = np.array(self.swaps, dtype=np.float64).reshape(-1, SWAP_FIELDS)
             uid, left, right = (sw[:, j].astype(np.int64) for j in range(3))
             u_l, u_m, u_r = (sw[:, j].astype(np.int64) for j in range(3, 6))
-            depth = np.asarray(self.depth, dtype=np.int64)[uid - base]
+            depth = sw[:, 8].astype(np.int64)
             left, right, uid = pos(left), pos(right), pos(uid)
             for d in range(1, int(depth.max()) + 1):
                 at = depth == d  # their inputs all sit at lower depths, already computed
@@ -124,7 +114,7 @@ class PairHistory:
                 b = self._decohere(states[right[at]], u_m[at], u_r[at], sw[at, 7])
                 states[uid[at]] = swap(a, b, **self.swap_options)
         if self.deliveries:
-            dl = np.asarray(self.deliveries, dtype=np.float64)
+            dl = np.array(self.deliveries, dtype=np.float64).reshape(-1, DELIVERY_FIELDS)
             tags = dl[:, 4].astype(np.int64)
             out = self._decohere(states[pos(dl[:, 0].astype(np.int64))],
                                  dl[:, 1].astype(np.int64), dl[:, 2].astype(np.int64), dl[:, 3])
@@ -133,7 +123,7 @@ class PairHistory:
         keep = np.asarray(alive, dtype=np.int64)
         self.carry = dict(zip(alive, states[pos(keep)], strict=True)) if alive else {}
         self.base += len(link)
-        self.link, self.depth, self.swaps, self.deliveries = [], [], [], []
+        del self.link[:], self.swaps[:], self.deliveries[:]  # in place: the router holds them
         return tags, out
 
 

@@ -23,6 +23,8 @@ and every problem at once (``RoutingFileError.problems``).
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import deque
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -257,5 +259,44 @@ def load_network(path: Path) -> EntNetwork:
     return parse_network(data, str(path))
 
 
+def find_path(adj: list[list[tuple[int, int, float]]], free: list[int], a: int, b: int, k: int,
+              *, by_km: bool) -> list[tuple[int, int]] | None:
+    """A usable path from node a to b, as [(node, index of the link into it)], or None.
+
+    A path is usable when each inner node has ``2 x k`` free memories and each end ``k``
+    (``adj[u]``: (neighbour, link index, km); ``free[u]``: free memories). Lexicographic
+    Dijkstra: fewest hops then fewest km, or (``by_km``) fewest km then fewest hops.
+    """
+    if free[a] < k or free[b] < k:
+        return None
+    best: dict[int, tuple[float, float]] = {a: (0.0, 0.0)}
+    back: dict[int, tuple[int, int]] = {}
+    heap: list[tuple[float, float, int]] = [(0.0, 0.0, a)]
+    done: set[int] = set()
+    while heap:
+        w1, w2, u = heapq.heappop(heap)
+        if u in done:
+            continue
+        if u == b:
+            break
+        done.add(u)
+        for v, j, km in adj[u]:
+            if v in done or (v != b and free[v] < 2 * k):
+                continue
+            key = (w1 + km, w2 + 1.0) if by_km else (w1 + 1.0, w2 + km)
+            if key < best.get(v, (math.inf, math.inf)):
+                best[v] = key
+                back[v] = (u, j)
+                heapq.heappush(heap, (key[0], key[1], v))
+    if b not in back:
+        return None
+    out = [(b, back[b][1])]
+    while out[-1][0] != a:
+        u, _ = back[out[-1][0]]
+        out.append((u, back[u][1] if u != a else -1))
+    out.reverse()
+    return out
+
+
 __all__ = ["EntLink", "EntNetwork", "EntNode", "EntRequest", "PathPolicy", "RoutingFileError",
-           "Scheme", "SwapSpec", "load_network", "parse_network"]
+           "Scheme", "SwapSpec", "find_path", "load_network", "parse_network"]
