@@ -257,10 +257,9 @@ def _print_alarms(console: Any, alarms: list[dict[str, Any]]) -> None:
 
 
 def _bps(v: float) -> str:
-    for unit, scale in (("Mbit/s", 1e6), ("kbit/s", 1e3)):
-        if v >= scale:
-            return f"{v / scale:.2f} {unit}"
-    return f"{v:.1f} bit/s"
+    from qnetkit.network.diagnosis import format_bps
+
+    return format_bps(v)
 
 
 @app.command()

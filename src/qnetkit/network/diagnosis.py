@@ -253,8 +253,8 @@ def _demand_reason(r: SimResult, j: int, links: list[LinkDiagnosis],
     elif headroom is not None and headroom.ratio < 1.0:
         end = headroom.worst_hour_start_s + min(HEADROOM_WINDOW_S, r.duration_s)
         text = (f"short: in the worst hour ({clock(headroom.worst_hour_start_s)}-{clock(end)}) "
-                f"the links could deliver {_bps(headroom.worst_hour_deliverable_bps)} of the "
-                f"{_bps(d.rate_bps)} requested")
+                f"the links could deliver {format_bps(headroom.worst_hour_deliverable_bps)} of the "
+                f"{format_bps(d.rate_bps)} requested")
     else:
         # Links on the routes that lost key while the demand was short.
         partial = dict.fromkeys(i for route in routes for i in route
@@ -274,7 +274,8 @@ def _demand_reason(r: SimResult, j: int, links: list[LinkDiagnosis],
     return text
 
 
-def _bps(v: float) -> str:
+def format_bps(v: float) -> str:
+    """A rate in bit/s as people read it (2 decimals of Mbit/s or kbit/s, else bit/s)."""
     for unit, scale in (("Mbit/s", 1e6), ("kbit/s", 1e3)):
         if v >= scale:
             return f"{v / scale:.2f} {unit}"
@@ -325,4 +326,4 @@ def path_entries(r: SimResult, j: int) -> list[dict[str, Any]]:
 
 
 __all__ = ["CAUSES", "CAUSE_CODES", "DemandDiagnosis", "Headroom", "LinkDiagnosis", "clock",
-           "diagnose_demands", "diagnose_links", "path_entries"]
+           "diagnose_demands", "diagnose_links", "format_bps", "path_entries"]
